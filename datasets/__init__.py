@@ -1,0 +1,31 @@
+"""Datasets by the names the authors' CLI uses, held in memory as uint8 tensors.
+
+Note: this top-level package shadows Hugging Face's `datasets` inside this repository;
+nothing here imports that library (tests/test_shadowing.py proves transformers still works).
+"""
+
+from datasets import digits as _digits  # noqa: F401  (registers Digits, DigitsCoarse)
+from datasets.base import (
+    DatasetInfo,
+    DatasetSpec,
+    ImageData,
+    prepare,
+    random_crop_flip,
+    resolve_class,
+    resolve_data_root,
+)
+from datasets.registry import DATASETS, dataset_info, load_dataset, register_dataset
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "DatasetSpec",
+    "ImageData",
+    "dataset_info",
+    "load_dataset",
+    "prepare",
+    "random_crop_flip",
+    "register_dataset",
+    "resolve_class",
+    "resolve_data_root",
+]

@@ -1,0 +1,201 @@
+"""In-memory image data: uint8 tensors, batched on the device, augmented per batch.
+
+Every dataset here fits in memory, so we hold it as one uint8 tensor and never run a
+per-image Python transform: batches are sliced, normalised and (for training)
+randomly cropped and flipped on whatever device holds the tensor.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ssd.errors import UserError
+
+Augment = str  # "crop_flip" (CIFAR: 4-px padded random crop + horizontal flip) or "none"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a dataset: what a model needs to be built for it."""
+
+    name: str
+    classes: tuple[str, ...]  # names of the labels a model is trained on
+    channels: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: Augment = "none"
+    # Coarse datasets (Cifar20, *Coarse): the fine classes and each one's coarse label.
+    fine_classes: tuple[str, ...] | None = None
+    fine_to_coarse: tuple[int, ...] | None = None
+    # Extra names accepted on the command line (e.g. the authors' "vehicle2").
+    aliases: dict[str, int] = field(default_factory=dict)
+    fine_aliases: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: its static info and how to load one split of it."""
+
+    info: DatasetInfo
+    load: Callable[[Path, bool, bool], ImageData]  # (root, train, download) -> data
+    needs_files: bool = True  # False for data bundled with a package (Digits)
+
+
+@dataclass
+class ImageData:
+    """Images (uint8, N×C×H×W) with labels; `indices` are positions in the original split."""
+
+    info: DatasetInfo
+    images: torch.Tensor
+    targets: torch.Tensor
+    fine_targets: torch.Tensor | None = None
+    indices: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 N×C×H×W, got {self.images.dtype} {tuple(self.images.shape)}")
+        n = self.images.shape[0]
+        if self.targets.shape != (n,):
+            raise ValueError("targets must have one label per image")
+        self.targets = self.targets.long()
+        if self.fine_targets is not None:
+            self.fine_targets = self.fine_targets.long()
+        if self.indices is None:
+            self.indices = torch.arange(n)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def subset(self, idx: torch.Tensor | Sequence[int]) -> ImageData:
+        """Rows `idx` (positions in this object), keeping original indices."""
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        dev_idx = idx.to(self.images.device)
+        return ImageData(
+            info=self.info,
+            images=self.images[dev_idx],
+            targets=self.targets[dev_idx],
+            fine_targets=None if self.fine_targets is None else self.fine_targets[dev_idx],
+            indices=self.indices[idx.to(self.indices.device)],
+        )
+
+    def to(self, device: torch.device | str) -> ImageData:
+        """Move images and labels once, so every batch is sliced where it is used."""
+        device = torch.device(device)
+        return ImageData(
+            info=self.info,
+            images=self.images.to(device),
+            targets=self.targets.to(device),
+            fine_targets=None if self.fine_targets is None else self.fine_targets.to(device),
+            indices=self.indices,
+        )
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        augment: bool = False,
+        drop_last: bool = False,
+        device: torch.device | str | None = None,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield `(x, y)`: x normalised float32 on `device` (default: where the data is)."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        stop = n - n % batch_size if drop_last else n
+        dev = torch.device(device) if device is not None else self.images.device
+        for start in range(0, stop, batch_size):
+            idx = order[start : start + batch_size].to(self.images.device)
+            x = self.images[idx].to(dev, non_blocking=True)
+            y = self.targets[idx].to(dev, non_blocking=True)
+            yield prepare(x, self.info, augment=augment, generator=generator), y
+
+    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        return len(self) // batch_size if drop_last else -(-len(self) // batch_size)
+
+
+def prepare(
+    x: torch.Tensor,
+    info: DatasetInfo,
+    *,
+    augment: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """uint8 batch → float in [0, 1] → (augmented) → normalised, all on x's device."""
+    x = x.float().div_(255.0)
+    if augment and info.augment == "crop_flip":
+        x = random_crop_flip(x, padding=4, generator=generator)
+    mean = torch.tensor(info.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(info.std, device=x.device).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def random_crop_flip(
+    x: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Per-image random crop from a zero-padded copy, then a random horizontal flip.
+
+    Matches torchvision's RandomCrop(size, padding) + RandomHorizontalFlip applied
+    before ToTensor/Normalize (padding is black), but vectorised over the batch. The
+    random numbers come from a CPU generator so results do not depend on the device.
+    """
+    n, _, h, w = x.shape
+    xp = F.pad(x, (padding, padding, padding, padding))
+    oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+    ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    rows = oy[:, None] + torch.arange(h, device=x.device)[None, :]  # n×h
+    cols = ox[:, None] + torch.arange(w, device=x.device)[None, :]  # n×w
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    out = xp.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # n×h×w×c
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def resolve_data_root(cli_value: str | os.PathLike[str] | None = None) -> Path:
+    """`--data-root`, else $SSD_DATA_ROOT, else ./data."""
+    if cli_value:
+        return Path(cli_value)
+    env = os.environ.get("SSD_DATA_ROOT")
+    return Path(env) if env else Path("data")
+
+
+def missing_data(name: str, root: Path) -> UserError:
+    return UserError(
+        f"{name} data not found under {root.resolve()}; "
+        "pass --download to fetch it (or --data-root / SSD_DATA_ROOT to point at a copy)"
+    )
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def resolve_class(spec: str | int, names: Sequence[str], aliases: dict[str, int] | None = None) -> int:
+    """A class given by index (`2`) or by name (`rocket`, case and `-`/space insensitive)."""
+    text = str(spec).strip()
+    if text.lstrip("-").isdigit():
+        idx = int(text)
+        if not 0 <= idx < len(names):
+            raise UserError(f"class index {idx} out of range 0..{len(names) - 1}")
+        return idx
+    table = {_norm(n): i for i, n in enumerate(names)}
+    table.update({_norm(k): v for k, v in (aliases or {}).items()})
+    if _norm(text) in table:
+        return table[_norm(text)]
+    raise UserError(f"unknown class {text!r}; choose an index or one of: {', '.join(names)}")

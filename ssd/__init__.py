@@ -1,0 +1,1 @@
+"""Selective Synaptic Dampening (SSD) unlearning harness."""
