@@ -9,10 +9,12 @@ from datasets.base import (
     DatasetInfo,
     DatasetSpec,
     ImageData,
+    concat_data,
     prepare,
     random_crop_flip,
     resolve_class,
     resolve_data_root,
+    with_targets,
 )
 from datasets.registry import DATASETS, dataset_info, load_dataset, register_dataset
 
@@ -21,6 +23,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetSpec",
     "ImageData",
+    "concat_data",
     "dataset_info",
     "load_dataset",
     "prepare",
@@ -28,4 +31,5 @@ __all__ = [
     "register_dataset",
     "resolve_class",
     "resolve_data_root",
+    "with_targets",
 ]

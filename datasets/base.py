@@ -199,3 +199,22 @@ def resolve_class(spec: str | int, names: Sequence[str], aliases: dict[str, int]
     if _norm(text) in table:
         return table[_norm(text)]
     raise UserError(f"unknown class {text!r}; choose an index or one of: {', '.join(names)}")
+
+
+def concat_data(*parts: ImageData) -> ImageData:
+    """Stack several ImageData of one dataset (e.g. forget + a slice of retain)."""
+    if not parts:
+        raise ValueError("concat_data needs at least one part")
+    fines = [p.fine_targets for p in parts]
+    return ImageData(
+        info=parts[0].info,
+        images=torch.cat([p.images for p in parts]),
+        targets=torch.cat([p.targets for p in parts]),
+        fine_targets=None if any(f is None for f in fines) else torch.cat(fines),  # type: ignore[arg-type]
+        indices=torch.cat([p.indices for p in parts]),  # type: ignore[misc]
+    )
+
+
+def with_targets(data: ImageData, targets: torch.Tensor) -> ImageData:
+    """The same images with other labels (relabelling methods such as amnesiac)."""
+    return ImageData(data.info, data.images, targets.to(data.targets.device), data.fine_targets, data.indices)

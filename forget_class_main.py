@@ -1,0 +1,33 @@
+"""Sub-class forgetting: a coarse-label model (Cifar20, *Coarse) forgets one fine class.
+
+    python forget_class_main.py -net ResNet18 -weight_path CKPT -dataset Cifar20 -classes 20 -gpu -method ssd_tuning -forget_class rocket -seed 1
+
+Methods: see ssd/methods (`python -c "import ssd.methods as m; print(m.METHODS.names())"`).
+Results are appended to results/sub_class.jsonl and logged to wandb (offline without an account).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ssd.cli import SSDParams, run_task_main
+from ssd.errors import run_cli
+
+# SSD / LFSSD hyper-parameters for this task, per model: (alpha = selection weighting,
+# lambda = dampening constant). Edit here; --alpha / --lambda override them for one run.
+SSD_PARAMS: SSDParams = {
+    "ResNet18": (10.0, 1.0),
+    "ViT": (25.0, 1.0),
+    "SmallViT": (10.0, 1.0),
+    "ConvNet": (10.0, 1.0),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    return run_task_main("sub_class", SSD_PARAMS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,33 @@
+"""Random-sample forgetting: forget N random training samples (default 100).
+
+    python forget_random_main.py -net ResNet18 -weight_path CKPT -dataset Cifar10 -classes 10 -gpu -method ssd_tuning --n-forget 100 -seed 1
+
+Methods: see ssd/methods (`python -c "import ssd.methods as m; print(m.METHODS.names())"`).
+Results are appended to results/random.jsonl and logged to wandb (offline without an account).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ssd.cli import SSDParams, run_task_main
+from ssd.errors import run_cli
+
+# SSD / LFSSD hyper-parameters for this task, per model: (alpha = selection weighting,
+# lambda = dampening constant). Edit here; --alpha / --lambda override them for one run.
+SSD_PARAMS: SSDParams = {
+    "ResNet18": (10.0, 1.0),
+    "ViT": (10.0, 1.0),
+    "SmallViT": (10.0, 1.0),
+    "ConvNet": (10.0, 1.0),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    return run_task_main("random", SSD_PARAMS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,128 @@
+"""The implementation shared by the three forgetting mains (full class, sub-class, random).
+
+The mains stay thin: each holds its task name and its per-model α/λ table, and calls
+:func:`run_task_main`. The authors' single-dash flags work verbatim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ssd.errors import UserError
+
+SSDParams = dict[str, tuple[float, float]]  # net → (alpha, lambda)
+ALPHA_METHODS = ("ssd", "lfssd", "ssd_tuning", "lfssd_tuning")
+DEFAULT_RESULTS = {"full_class": "results/full_class.jsonl", "sub_class": "results/sub_class.jsonl",
+                   "random": "results/random.jsonl"}
+
+
+def build_parser(task: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=f"{task.replace('_', '-')} forgetting", allow_abbrev=False)
+    p.add_argument("-net", required=True, help="model name (ResNet18, ViT, SmallViT, ConvNet)")
+    p.add_argument("-weight_path", required=True, help="checkpoint from pretrain_model.py (or the authors' .pth)")
+    p.add_argument("-dataset", required=True, help="dataset the checkpoint was trained on")
+    p.add_argument("-classes", type=int, default=None, help="number of classes (checked)")
+    p.add_argument("-gpu", action="store_true", help="run on cuda (same as --device cuda)")
+    p.add_argument("-b", type=int, default=64, help="batch size")
+    p.add_argument("-warm", type=int, default=None, help="accepted for the authors' scripts; unused")
+    p.add_argument("-lr", type=float, default=None, help="accepted for the authors' scripts; unused")
+    p.add_argument("-method", required=True, help="unlearning method (see --list-methods)")
+    p.add_argument("-forget_class", default=None, help="class to forget, by name or index"
+                   + (" (a fine class)" if task == "sub_class" else ""))
+    p.add_argument("-epochs", type=int, default=None, help="epochs for methods that train (default: theirs)")
+    p.add_argument("-seed", type=int, default=0)
+    p.add_argument("--n-forget", type=int, default=100, help="random task: number of samples to forget")
+    p.add_argument("--data-root", default=None, help="data folder (default: $SSD_DATA_ROOT or ./data)")
+    p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
+    p.add_argument("--alpha", type=float, default=None, help="SSD selection weighting (overrides the table)")
+    p.add_argument("--lambda", dest="lam", type=float, default=None, help="SSD dampening constant")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any method setting, e.g. --set mode=sample --set order=paper")
+    p.add_argument("--results", default=DEFAULT_RESULTS[task], help="JSON-lines file the run is appended to")
+    p.add_argument("--logger", choices=("wandb", "none"), default="wandb")
+    p.add_argument("--device", default=None, help="torch device (cpu, cuda, cuda:1)")
+    p.add_argument("--retain-eval-size", type=int, default=5000, help="retain-train samples scored")
+    p.add_argument("--cache-dir", default="cache", help="cached importances and references")
+    p.add_argument("--progress", action="store_true", help="progress bars inside the method")
+    return p
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs; values are Python literals when they parse as one, else strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = raw
+    return out
+
+
+def method_overrides(method: str, net: str, table: SSDParams, alpha: float | None, lam: float | None,
+                     epochs: int | None, sets: dict[str, Any]) -> dict[str, Any]:
+    """Resolve α/λ (flag > the main's per-model table) and -epochs into method settings."""
+    import dataclasses
+
+    from ssd.experiment import METHOD_ALIASES
+    from ssd.methods.registry import METHODS
+
+    name = METHOD_ALIASES.get(method, method)
+    fields = {f.name for f in dataclasses.fields(METHODS.get(name).config)}
+    out: dict[str, Any] = {}
+    if name in ("ssd", "lfssd") and net in table:
+        out["alpha"], out["lam"] = table[net]
+    if alpha is not None:
+        if "alpha" not in fields:
+            raise UserError(f"method {name!r} has no alpha")
+        out["alpha"] = alpha
+    if lam is not None:
+        if "lam" not in fields:
+            raise UserError(f"method {name!r} has no lambda")
+        out["lam"] = lam
+    if epochs is not None and "epochs" in fields:
+        out["epochs"] = epochs
+    out.update(sets)
+    return out
+
+
+def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Parse a main's flags, run one method, print its metrics, append the row, log to wandb."""
+    args = build_parser(task).parse_args(argv)
+    from datasets import dataset_info
+    from ssd.experiment import RunSpec, Session, run_one
+    from ssd.results import append_row
+    from ssd.utils import resolve_device
+
+    info = dataset_info(args.dataset)
+    if args.classes is not None and args.classes != info.num_classes:
+        raise UserError(f"-classes {args.classes} does not match {args.dataset}, which has {info.num_classes} classes")
+    device = resolve_device(args.device, gpu=args.gpu)
+    spec = RunSpec(
+        task=task, net=args.net, dataset=args.dataset, weight_path=args.weight_path, method=args.method,
+        forget_class=args.forget_class, n_forget=args.n_forget, seed=args.seed, device=str(device),
+        batch_size=args.b, data_root=args.data_root, download=args.download,
+        retain_eval_size=args.retain_eval_size,
+        overrides=method_overrides(args.method, args.net, table, args.alpha, args.lam, args.epochs,
+                                   parse_sets(args.set)),
+    )
+    row = run_one(spec, Session(args.cache_dir), progress=args.progress)
+    append_row(args.results, row)
+    if args.logger == "wandb":
+        from ssd.loggers import log_wandb
+
+        cls = row["forget_class_name"] or "random"
+        log_wandb(row, project=f"{args.net}_{args.dataset}_{task}_{cls}", name=row["method"],
+                  directory=Path(args.results).parent)
+    m = row["metrics"]
+    keys = ("DrTest", "DfTest", "Df", "DrTrain", "TestAcc", "MIA", "ZRF", "MethodTime")
+    print(json.dumps({k: None if m.get(k) is None else round(float(m[k]), 4) for k in keys}))
+    print(f"appended to {args.results} (run_key {row['run_key']})")
+    return row

@@ -1,0 +1,74 @@
+"""Pieces shared by the training-based unlearning methods (no copy-paste between them)."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from datasets.base import ImageData
+from ssd.methods.registry import MethodConfig
+from ssd.splits import Splits
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def generator_for(cfg: MethodConfig, offset: int = 0) -> torch.Generator:
+    """A CPU generator seeded from the method's seed: shuffles and noise never depend on the device."""
+    return torch.Generator().manual_seed(cfg.seed + offset)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(x), y)
+
+
+def train_epochs(
+    model: nn.Module,
+    data: ImageData,
+    *,
+    epochs: int,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    generator: torch.Generator,
+    loss_fn: LossFn = cross_entropy,
+    augment: bool = False,
+    progress: bool = False,
+    desc: str = "unlearn",
+) -> None:
+    """Plain shuffled epochs of `loss_fn` on `data` (moved to the model's device first)."""
+    data = data.to(model_device(model))
+    model.train()
+    for epoch in range(epochs):
+        batches = data.batches(batch_size, shuffle=True, generator=generator, augment=augment)
+        for x, y in tqdm(batches, total=data.num_batches(batch_size), desc=f"{desc} {epoch + 1}/{epochs}",
+                         leave=False, disable=not progress, file=sys.stderr):
+            loss = loss_fn(model, x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    model.eval()
+
+
+def untrained_like(model: nn.Module, splits: Splits, seed: int = 0) -> nn.Module:
+    """A freshly initialised model of the same architecture, on the same device, in eval mode.
+
+    Uses `splits.model_factory` when given; otherwise re-initialises a deep copy's layers.
+    """
+    torch.manual_seed(seed)
+    if splits.model_factory is not None:
+        fresh = splits.model_factory()
+    else:
+        fresh = copy.deepcopy(model)
+        for m in fresh.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()  # type: ignore[operator]
+    return fresh.to(model_device(model)).eval()

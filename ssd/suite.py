@@ -1,0 +1,157 @@
+"""The grid driver behind MAIN_run_experiments.sh: task × class × method × seed from a suite file.
+
+Loads data and checkpoints once per task (a Session), pretrains missing checkpoints,
+skips runs already in the results file (a killed suite resumes), shows a progress bar
+over the grid, and ends with a mean ± std table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ssd.errors import UserError, run_cli
+from ssd.utils import REPO_ROOT
+
+TASK_MAINS = {"full_class": "forget_full_class_main", "sub_class": "forget_class_main",
+              "random": "forget_random_main"}
+# retrain first, so later methods of the same cell get the activation distance to it
+FIRST = ("baseline", "retrain")
+
+
+def load_suite(name_or_path: str) -> dict[str, Any]:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = REPO_ROOT / "configs" / "suites" / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (REPO_ROOT / "configs" / "suites").glob("*.toml"))
+        raise UserError(f"no suite {name_or_path!r} (looked for {path}); known suites: {', '.join(known)}")
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`1-5`, `0,3,7` or a mix."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.strip().partition("-")
+        seeds.extend(range(int(a), int(b) + 1) if b else [int(a)])
+    return seeds
+
+
+def method_list(suite: dict[str, Any], cli: str | None) -> list[str]:
+    import ssd.methods  # noqa: F401
+    from ssd.methods.registry import METHODS
+
+    chosen = cli.split(",") if cli else suite.get("methods", "all")
+    names = METHODS.names() if chosen == "all" else list(chosen)
+    for n in names:
+        METHODS.get(n)
+    return sorted(names, key=lambda n: (FIRST.index(n) if n in FIRST else len(FIRST), names.index(n)))
+
+
+def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root: str | None,
+                      download: bool) -> None:
+    if path.is_file():
+        return
+    from ssd.train import pretrain
+
+    print(f"[suite] pretraining {net} on {dataset} → {path.parent}", file=sys.stderr)
+    res = pretrain(net, dataset, data_root=data_root, download=download, seed=0, device=device,
+                   out=path.parent, log=lambda s: print(f"[pretrain] {s}", file=sys.stderr))
+    if path.name not in ("best.pt", "last.pt"):
+        (path.parent / "best.pt").rename(path)
+    print(f"[suite] {net}/{dataset} test accuracy {res.best_acc:.2f}%", file=sys.stderr)
+
+
+def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
+    from ssd.cli import method_overrides
+    from ssd.experiment import RunSpec
+
+    seeds = parse_seeds(args.seeds) if args.seeds else list(suite.get("seeds", [0]))
+    methods = method_list(suite, args.methods)
+    device = args.device or suite.get("device", "cpu")
+    grid = []
+    for net in args.nets.split(",") if args.nets else suite.get("nets", ["ConvNet"]):
+        for task in suite["tasks"]:
+            table = importlib.import_module(TASK_MAINS[task["task"]]).SSD_PARAMS
+            ckpt = Path(suite.get("checkpoints", {}).get(f"{net}/{task['dataset']}",
+                                                           f"checkpoints/{net}-{task['dataset']}-seed0/best.pt"))
+            for cls in task.get("classes", [None]):
+                for seed in seeds:
+                    for method in methods:
+                        over = method_overrides(method, net, table, None, None, None, {})
+                        grid.append(RunSpec(
+                            task=task["task"], net=net, dataset=task["dataset"], weight_path=str(ckpt),
+                            method=method, forget_class=cls, n_forget=task.get("n_forget", 100), seed=seed,
+                            device=device, batch_size=suite.get("batch_size", 64), data_root=args.data_root,
+                            download=args.download, retain_eval_size=suite.get("retain_eval_size", 5000),
+                            overrides=over,
+                        ))
+    return grid
+
+
+def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    p = argparse.ArgumentParser(description="run a suite of unlearning experiments", allow_abbrev=False)
+    p.add_argument("--suite", default="quick", help="a name in configs/suites/ or a .toml path")
+    p.add_argument("--seeds", default=None, help="e.g. 1-5 or 0,2 (default: the suite's)")
+    p.add_argument("--methods", default=None, help="comma-separated (default: the suite's)")
+    p.add_argument("--nets", default=None, help="comma-separated (default: the suite's)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--download", action="store_true")
+    p.add_argument("--results", default=None, help="results file (default: the suite's)")
+    p.add_argument("--logger", choices=("wandb", "none"), default=None)
+    p.add_argument("--cache-dir", default="cache")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+
+    from ssd.experiment import METHOD_ALIASES, Session, method_config, run_one, spec_key
+    from ssd.results import append_row, done_keys, read_rows
+    from ssd.summary import format_table, summarize
+    from ssd.utils import resolve_device, sha256_file
+
+    suite = load_suite(args.suite)
+    results = Path(args.results or suite.get("results", f"results/{args.suite}.jsonl"))
+    logger = args.logger or suite.get("logger", "none")
+    grid = build_grid(suite, args)
+    resolve_device(grid[0].device if grid else "cpu")
+    for net, dataset, path in sorted({(s.net, s.dataset, s.weight_path) for s in grid}):
+        ensure_checkpoint(Path(path), net, dataset, grid[0].device, args.data_root, args.download)
+    shas = {s.weight_path: sha256_file(s.weight_path) for s in grid}
+    done = done_keys([results])
+    todo = [s for s in grid if spec_key(s, method_config(s.method, s), shas[s.weight_path]) not in done]
+    print(f"[suite] {args.suite}: {len(grid)} runs in the grid, {len(grid) - len(todo)} already in {results}, "
+          f"{len(todo)} to run", file=sys.stderr)
+    session = Session(args.cache_dir)
+    bar = tqdm(todo, desc="suite", disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)
+    for spec in bar:
+        bar.set_postfix_str(f"{spec.task} {spec.dataset} {spec.forget_class or ''} "
+                            f"{METHOD_ALIASES.get(spec.method, spec.method)} s{spec.seed}")
+        row = run_one(spec, session)
+        append_row(results, row)
+        if logger == "wandb":
+            from ssd.loggers import log_wandb
+
+            log_wandb(row, project=f"{spec.net}_{spec.dataset}_{spec.task}_{row['forget_class_name'] or 'random'}",
+                      name=row["method"], directory=results.parent)
+    keys = {spec_key(s, method_config(s.method, s), shas[s.weight_path]) for s in grid}
+    rows = [r for r in read_rows(results) if r.get("run_key") in keys]
+    print(format_table(summarize(rows, metrics=("DrTest", "DfTest", "Df", "MIA", "MethodTime"))))
+    print(f"[suite] {len(rows)} runs in {results}")
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_suite(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,195 @@
+"""The training loop (pretraining, retraining, fine-tuning) and `pretrain`, the work behind
+pretrain_model.py. Data is on the device as uint8; batches are augmented there."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from datasets import ImageData, dataset_info, load_dataset
+from models import build_model
+from ssd.checkpoint import save_checkpoint
+from ssd.schedules import Schedule, load_schedule
+from ssd.utils import code_version, resolve_device, seed_everything, synchronize
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    loss: float
+    train_acc: float
+    test_acc: float | None
+    images_per_s: float
+    lr: float
+
+
+@torch.no_grad()
+def test_accuracy(model: nn.Module, data: ImageData, batch_size: int = 512) -> float:
+    """Percent correct over samples (not a mean of per-batch accuracies)."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for x, y in data.batches(batch_size):
+        correct += int((model(x).argmax(1) == y).sum())
+    model.train(was_training)
+    return 100.0 * correct / max(len(data), 1)
+
+
+def fit(
+    model: nn.Module,
+    train: ImageData,
+    schedule: Schedule,
+    *,
+    seed: int = 0,
+    test: ImageData | None = None,
+    progress: bool = True,
+    desc: str = "train",
+    on_epoch: Callable[[EpochStats, nn.Module], None] | None = None,
+) -> list[EpochStats]:
+    """Train `model` in place on `train` (already on the model's device) with `schedule`.
+
+    Shuffling and augmentation draw from one CPU generator seeded with `seed`, so the
+    same seed gives the same weights on CPU.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    opt = schedule.make_optimizer(model.parameters())
+    steps = train.num_batches(schedule.batch_size)
+    device = next(model.parameters()).device
+    history: list[EpochStats] = []
+    for epoch in range(schedule.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+        bar = tqdm(
+            train.batches(schedule.batch_size, shuffle=True, generator=gen, augment=schedule.augment),
+            total=steps, desc=f"{desc} {epoch + 1}/{schedule.epochs}", leave=False,
+            disable=not progress, file=sys.stderr, dynamic_ncols=True,
+        )
+        lr = schedule.lr
+        for step, (x, y) in enumerate(bar):
+            lr = schedule.lr_at(epoch, step, steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += len(y)
+            if progress and step % 20 == 0:
+                bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.2e}")
+        synchronize(device)
+        elapsed = time.perf_counter() - t0
+        stats = EpochStats(
+            epoch=epoch + 1,
+            loss=float(loss_sum) / max(seen, 1),
+            train_acc=100.0 * float(correct) / max(seen, 1),
+            test_acc=None if test is None else test_accuracy(model, test),
+            images_per_s=seen / elapsed if elapsed > 0 else float("nan"),
+            lr=lr,
+        )
+        history.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats, model)
+    return history
+
+
+@dataclass
+class PretrainResult:
+    model: nn.Module
+    test_acc: float
+    best_acc: float
+    history: list[EpochStats]
+    config: dict[str, Any]
+    best_path: Path | None = None
+    last_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_out_dir(net: str, dataset: str, seed: int) -> Path:
+    return Path("checkpoints") / f"{net}-{dataset}-seed{seed}"
+
+
+def pretrain(
+    net: str,
+    dataset: str,
+    *,
+    data_root: str | Path | None = None,
+    download: bool = False,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    warm: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    out: str | Path | None = None,
+    pretrained: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+    train_data: ImageData | None = None,
+    test_data: ImageData | None = None,
+) -> PretrainResult:
+    """Train `net` on `dataset` with its schedule; save best/last checkpoints under `out`.
+
+    `out=None` saves nothing (tests); pass `train_data`/`test_data` to skip loading.
+    """
+    device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+    info = dataset_info(dataset)
+    schedule = load_schedule(net, dataset, epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=warm)
+    train = (train_data or load_dataset(dataset, train=True, root=data_root, download=download)).to(device)
+    test = (test_data or load_dataset(dataset, train=False, root=data_root, download=download)).to(device)
+    seed_everything(seed)
+    model = build_model(net, info, pretrained=pretrained).to(device)
+    config = {
+        "net": net, "dataset": dataset, "classes": info.num_classes, "seed": seed,
+        "device": str(device), "schedule": schedule.to_dict(), "pretrained": pretrained,
+        "n_train": len(train), "n_test": len(test),
+    }
+    out_dir = Path(out) if out is not None else None
+    version = code_version()
+    best = {"acc": -1.0}
+    paths: dict[str, Path] = {}
+
+    def on_epoch(stats: EpochStats, m: nn.Module) -> None:
+        if log is not None:
+            log(
+                f"epoch {stats.epoch}/{schedule.epochs}  loss {stats.loss:.4f}  "
+                f"train_acc {stats.train_acc:.2f}%  test_acc {stats.test_acc:.2f}%  "
+                f"{stats.images_per_s:.0f} img/s  lr {stats.lr:.2e}"
+            )
+        if out_dir is None:
+            return
+        meta = {
+            "net": net, "dataset": dataset, "classes": info.num_classes,
+            "class_names": list(info.classes), "epoch": stats.epoch,
+            "test_acc": stats.test_acc, "seed": seed, "config": config, "code_version": version,
+        }
+        paths["last"] = save_checkpoint(out_dir / "last.pt", m, meta)
+        assert stats.test_acc is not None
+        if stats.test_acc > best["acc"]:
+            best["acc"] = stats.test_acc
+            paths["best"] = save_checkpoint(out_dir / "best.pt", m, meta)
+
+    history = fit(model, train, schedule, seed=seed, test=test, progress=progress,
+                  desc=f"{net}/{dataset}", on_epoch=on_epoch)
+    final = history[-1].test_acc if history else test_accuracy(model, test)
+    assert final is not None
+    if out_dir is not None:
+        summary = {"config": config, "history": [vars(h) for h in history], "code_version": version}
+        (out_dir / "history.json").write_text(json.dumps(summary, indent=2))
+    return PretrainResult(
+        model=model, test_acc=final, best_acc=max(best["acc"], final), history=history,
+        config=config, best_path=paths.get("best"), last_path=paths.get("last"),
+    )
