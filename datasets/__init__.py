@@ -4,7 +4,9 @@ Note: this top-level package shadows Hugging Face's `datasets` inside this repos
 nothing here imports that library (tests/test_shadowing.py proves transformers still works).
 """
 
+from datasets import cifar as _cifar  # noqa: F401  (registers Cifar10, Cifar100, Cifar20)
 from datasets import digits as _digits  # noqa: F401  (registers Digits, DigitsCoarse)
+from datasets import mnist as _mnist  # noqa: F401  (registers MNIST, FashionMNIST and their *Coarse)
 from datasets.base import (
     DatasetInfo,
     DatasetSpec,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ def check_compatible(path: str | Path, meta: dict[str, Any], net: str | None, nu
     ):
         raise UserError(
             f"checkpoint {path} holds {have_net} with {have_cls} classes, "
-            f"but {net} with {num_classes} classes was requested"
+            f"but {net or have_net} with {num_classes if num_classes is not None else have_cls} classes was requested"
         )
 
 
@@ -90,7 +91,9 @@ def load_model(
     dataset = dataset or meta.get("dataset")
     if net is None or dataset is None:
         raise UserError(f"checkpoint {path} has no metadata: pass -net and -dataset")
-    model = build_model(net, dataset_info(dataset))
+    with warnings.catch_warnings():  # the weights are loaded next: "randomly initialised" would mislead
+        warnings.filterwarnings("ignore", message=".*randomly initiali[sz]ed")
+        model = build_model(net, dataset_info(dataset))
     load_into(model, path, state, meta)
     meta = {**meta, "sha256": sha256_file(path), "path": str(path)}
     return model.to(device), meta

@@ -28,7 +28,7 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     p.add_argument("-dataset", required=True, help="dataset the checkpoint was trained on")
     p.add_argument("-classes", type=int, default=None, help="number of classes (checked)")
     p.add_argument("-gpu", action="store_true", help="run on cuda (same as --device cuda)")
-    p.add_argument("-b", type=int, default=64, help="batch size")
+    p.add_argument("-b", type=int, default=None, help="batch size for every method (default: each method's own)")
     p.add_argument("-warm", type=int, default=None, help="accepted for the authors' scripts; unused")
     p.add_argument("-lr", type=float, default=None, help="accepted for the authors' scripts; unused")
     p.add_argument("-method", required=True, help="unlearning method (see --list-methods)")

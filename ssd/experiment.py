@@ -45,7 +45,7 @@ class RunSpec:
     n_forget: int = 100
     seed: int = 0
     device: str = "cpu"
-    batch_size: int = 64
+    batch_size: int | None = None  # None: each method's own default (the authors' -b sets all)
     data_root: str | None = None
     download: bool = False
     retain_eval_size: int = 5000
@@ -59,7 +59,9 @@ def method_config(method: str, spec: RunSpec) -> MethodConfig:
     unknown = set(spec.overrides) - names
     if unknown:
         raise UserError(f"method {entry.name!r} has no setting(s) {sorted(unknown)}; it has {sorted(names)}")
-    base = {"seed": spec.seed, "device": spec.device, "batch_size": spec.batch_size}
+    base: dict[str, Any] = {"seed": spec.seed, "device": spec.device}
+    if spec.batch_size is not None:
+        base["batch_size"] = spec.batch_size
     return entry.config(**{**base, **spec.overrides})
 
 
@@ -134,6 +136,8 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
     method = METHOD_ALIASES.get(spec.method, spec.method)
     cfg = method_config(method, spec)
     cfg.progress = progress
+    if spec.task not in METHODS.get(method).tasks:
+        raise UserError(f"method {method!r} is not defined for the {spec.task} task")
     original, meta = session.model(spec)
     splits = build_splits(spec, session, meta["sha256"])
     device = torch.device(spec.device)

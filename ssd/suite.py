@@ -74,6 +74,7 @@ def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root
 def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     from ssd.cli import method_overrides
     from ssd.experiment import RunSpec
+    from ssd.methods.registry import METHODS
 
     seeds = parse_seeds(args.seeds) if args.seeds else list(suite.get("seeds", [0]))
     methods = method_list(suite, args.methods)
@@ -87,11 +88,13 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
             for cls in task.get("classes", [None]):
                 for seed in seeds:
                     for method in methods:
+                        if task["task"] not in METHODS.get(method).tasks:
+                            continue
                         over = method_overrides(method, net, table, None, None, None, {})
                         grid.append(RunSpec(
                             task=task["task"], net=net, dataset=task["dataset"], weight_path=str(ckpt),
                             method=method, forget_class=cls, n_forget=task.get("n_forget", 100), seed=seed,
-                            device=device, batch_size=suite.get("batch_size", 64), data_root=args.data_root,
+                            device=device, batch_size=suite.get("batch_size"), data_root=args.data_root,
                             download=args.download, retain_eval_size=suite.get("retain_eval_size", 5000),
                             overrides=over,
                         ))

@@ -31,6 +31,7 @@ class MethodConfig:
 
 
 C = TypeVar("C", bound=MethodConfig)
+ALL_TASKS = ("full_class", "sub_class", "random")
 MethodFn = Callable[[nn.Module, "Splits", C], nn.Module]
 
 
@@ -40,18 +41,23 @@ class MethodEntry:
     fn: Callable[[nn.Module, Splits, MethodConfig], nn.Module]
     config: type[MethodConfig]
     description: str = ""
+    tasks: tuple[str, ...] = ALL_TASKS  # the forgetting tasks the method is defined for
 
 
 METHODS: Registry[MethodEntry] = Registry("method")
 
 
 def register_method(
-    name: str, config: type[MethodConfig] = MethodConfig, description: str = ""
+    name: str,
+    config: type[MethodConfig] = MethodConfig,
+    description: str = "",
+    tasks: tuple[str, ...] = ALL_TASKS,
 ) -> Callable[[MethodFn], MethodFn]:
     """Decorator: `@register_method("ssd", SSDConfig)` over `fn(model, splits, cfg)`."""
 
     def deco(fn: MethodFn) -> MethodFn:
-        METHODS.add(name, MethodEntry(name, fn, config, description or (fn.__doc__ or "").strip().split("\n")[0]))
+        doc = description or (fn.__doc__ or "").strip().split("\n")[0]
+        METHODS.add(name, MethodEntry(name, fn, config, doc, tuple(tasks)))
         return fn
 
     return deco

@@ -1,0 +1,217 @@
+"""SSD and LFSSD as registered methods, plus the Splits-free functions they are made of.
+
+`ssd_importances` → (imp_D, imp_Df), `ssd_unlearn` = importances + `dampen`, `ssd_sweep`
+= importances once, then one dampening (on a fresh copy of the weights) and one
+evaluation per (α, λ) point. D's importances go through an optional
+:class:`~ssd.cache.ImportanceCache`, so a second forget request on the same checkpoint
+computes only Df's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from datasets.base import ImageData
+from ssd.cache import ImportanceCache, importance_key, indices_hash, model_sha256
+from ssd.dampening import DampenStats, dampen, make_param_filter
+from ssd.errors import UserError
+from ssd.importance import MODES, ORDERS, compute_importances, make_order, shuffled_order
+from ssd.methods.registry import MethodConfig, register_method
+from ssd.splits import Splits
+
+REFERENCES = ("full", "retain")
+
+
+@dataclass
+class SSDConfig(MethodConfig):
+    """Selective Synaptic Dampening (Foster et al., AAAI 2024).
+
+    alpha: selection weighting (select where imp_Df > α·imp_D); lam: dampening constant
+    λ; exponent/bound: factor = min((λ·imp_D/imp_Df)^exponent, bound).
+    mode: "batch" (the authors' estimate), "sample" (exact empirical Fisher) or "lf"
+    (LFSSD). params: a regex on parameter names to restrict SSD to (None: all);
+    exclude_norm: leave normalisation layers alone. reference: "full" (D = retain ∪
+    forget, as the paper) or "retain" (D = retain, as the design card reads).
+    order: "shuffled" (seeded from `seed`; the default, see docs/ssd.md) or "paper" (the
+    authors' class-sorted loaders). cache_dir: where D's importances are cached (None:
+    no cache). chunk_size: samples per vmapped chunk in sample mode. batch_size defaults
+    to the authors' 64.
+    """
+
+    batch_size: int = 64
+    alpha: float = 10.0
+    lam: float = 1.0
+    exponent: float = 1.0
+    bound: float = 1.0
+    mode: str = "batch"
+    params: str | None = None
+    exclude_norm: bool = False
+    reference: str = "full"
+    order: str = "shuffled"
+    cache_dir: str | None = None
+    chunk_size: int = 64
+
+
+def check_config(cfg: SSDConfig) -> None:
+    """One-line UserErrors for settings outside their choices."""
+    for name, value, choices in (("mode", cfg.mode, MODES), ("order", cfg.order, ORDERS),
+                                 ("reference", cfg.reference, REFERENCES)):
+        if value not in choices:
+            raise UserError(f"SSD {name} must be one of {', '.join(choices)}; got {value!r}")
+    if cfg.alpha < 0 or cfg.lam < 0 or cfg.bound < 0:
+        raise UserError(f"SSD alpha, lam and bound must be non-negative (got {cfg.alpha}, {cfg.lam}, {cfg.bound})")
+    if cfg.batch_size < 1 or cfg.chunk_size < 1:
+        raise UserError("SSD batch_size and chunk_size must be positive")
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def ssd_importances(
+    model: nn.Module,
+    d_data: ImageData,
+    df_data: ImageData,
+    cfg: SSDConfig,
+    cache: ImportanceCache | None = None,
+    *,
+    checkpoint_sha256: str | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], bool]:
+    """(imp_D, imp_Df, whether imp_D came from the cache), in `cfg`'s mode and order.
+
+    D in paper order: rows not in Df sorted by label (stable), then Df's rows. Df in
+    paper order is taken as given; shuffled orders are seeded permutations.
+    """
+    check_config(cfg)
+    device = _device(model)
+    keep = make_param_filter(model, cfg.params, cfg.exclude_norm)
+    d_order = make_order(cfg.order, d_data, cfg.seed, forget=df_data)
+    df_order = None if cfg.order == "paper" else shuffled_order(len(df_data), cfg.seed)
+
+    def importances(data: ImageData, order: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        return compute_importances(model, data, mode=cfg.mode, batch_size=cfg.batch_size, order_indices=order,
+                                   device=device, chunk_size=cfg.chunk_size, only=keep)
+
+    hit = False
+    if cache is None:
+        imp_d = importances(d_data, d_order)
+    else:
+        names = [n for n, _ in model.named_parameters()]
+        key, fields = importance_key(
+            checkpoint_sha256=checkpoint_sha256 or model_sha256(model), dataset=d_data.info.name,
+            split=indices_hash(d_data, d_order), mode=cfg.mode,
+            batch_size=1 if cfg.mode == "sample" else cfg.batch_size,  # sample mode does not depend on it
+            order=cfg.order, seed=cfg.seed, params=None if keep is None else [n for n in names if keep(n)],
+        )
+        expect = {n: p.shape for n, p in model.named_parameters()}
+        imp_d, hit = cache.get_or_compute(key, {**fields, "n": len(d_data)}, expect,
+                                          lambda: importances(d_data, d_order), device=device)
+    imp_df = importances(df_data, df_order)
+    return imp_d, imp_df, hit
+
+
+def _record(stats: DampenStats, cfg: SSDConfig, hit: bool | None) -> DampenStats:
+    stats.mode, stats.reference, stats.order = cfg.mode, cfg.reference, cfg.order
+    stats.batch_size, stats.seed, stats.cache_hit = cfg.batch_size, cfg.seed, hit
+    return stats
+
+
+def ssd_unlearn(
+    model: nn.Module,
+    d_data: ImageData,
+    df_data: ImageData,
+    cfg: SSDConfig,
+    cache: ImportanceCache | None = None,
+    *,
+    checkpoint_sha256: str | None = None,
+) -> DampenStats:
+    """SSD in place on `model`: importances on D (`d_data`) and Df, then dampening.
+
+    `d_data` is whichever reference set the caller chose (the registered method picks
+    it from `cfg.reference`); both sets must be on the model's device or movable there.
+    """
+    imp_d, imp_df, hit = ssd_importances(model, d_data, df_data, cfg, cache, checkpoint_sha256=checkpoint_sha256)
+    stats = dampen(model, imp_d, imp_df, alpha=cfg.alpha, lam=cfg.lam, exponent=cfg.exponent, bound=cfg.bound,
+                   param_filter=make_param_filter(model, cfg.params, cfg.exclude_norm))
+    return _record(stats, cfg, hit)
+
+
+def ssd_sweep(
+    model: nn.Module,
+    d_data: ImageData,
+    df_data: ImageData,
+    cfg: SSDConfig,
+    alphas: Sequence[float],
+    lambdas: Sequence[float],
+    evaluate: Callable[[nn.Module], dict[str, Any]],
+    cache: ImportanceCache | None = None,
+    *,
+    checkpoint_sha256: str | None = None,
+) -> list[dict[str, Any]]:
+    """One row per (λ, α): its settings, selected count, stats and `evaluate(model)`'s dict.
+
+    Importances are computed once; each point restores the original weights and dampens
+    them. The model holds its original weights again when this returns.
+    """
+    imp_d, imp_df, hit = ssd_importances(model, d_data, df_data, cfg, cache, checkpoint_sha256=checkpoint_sha256)
+    keep = make_param_filter(model, cfg.params, cfg.exclude_norm)
+    params = dict(model.named_parameters())
+    original = {n: p.detach().clone() for n, p in params.items()}
+    rows: list[dict[str, Any]] = []
+    try:
+        for lam in lambdas:
+            for alpha in alphas:
+                _restore(params, original)
+                stats = _record(dampen(model, imp_d, imp_df, alpha=alpha, lam=lam, exponent=cfg.exponent,
+                                       bound=cfg.bound, param_filter=keep), cfg, hit)
+                rows.append({"alpha": float(alpha), "lam": float(lam), "selected": stats.total_selected,
+                             "stats": dataclasses.asdict(stats), **evaluate(model)})
+    finally:
+        _restore(params, original)
+    return rows
+
+
+@torch.no_grad()
+def _restore(params: dict[str, nn.Parameter], original: dict[str, torch.Tensor]) -> None:
+    for n, p in params.items():
+        p.copy_(original[n])
+
+
+def reference_data(splits: Splits, reference: str) -> ImageData:
+    """D for SSD: the whole training set (paper) or the retain set only."""
+    if reference == "full":
+        return splits.train
+    if reference == "retain":
+        return splits.retain
+    raise UserError(f"SSD reference must be one of {', '.join(REFERENCES)}; got {reference!r}")
+
+
+def run_ssd(model: nn.Module, splits: Splits, cfg: SSDConfig) -> nn.Module:
+    """The registered methods' body; the stats land in `splits.context["ssd_stats"]`."""
+    check_config(cfg)
+    device = _device(model)
+    cache = ImportanceCache(cfg.cache_dir) if cfg.cache_dir else None
+    d_data = reference_data(splits, cfg.reference).to(device)
+    stats = ssd_unlearn(model, d_data, splits.forget.to(device), cfg, cache,
+                        checkpoint_sha256=splits.context.get("checkpoint_sha256"))
+    splits.context["ssd_stats"] = dataclasses.asdict(stats)
+    return model
+
+
+@register_method("ssd", SSDConfig)
+def ssd(model: nn.Module, splits: Splits, cfg: SSDConfig) -> nn.Module:
+    """Selective Synaptic Dampening: dampen weights far more important to Df than to D."""
+    return run_ssd(model, splits, cfg)
+
+
+@register_method("lfssd", SSDConfig)
+def lfssd(model: nn.Module, splits: Splits, cfg: SSDConfig) -> nn.Module:
+    """Loss-free SSD: importances from the logits' squared norm, no labels (mode forced to "lf")."""
+    return run_ssd(model, splits, dataclasses.replace(cfg, mode="lf"))
