@@ -11,7 +11,6 @@ group stays: digits by stroke shape (see datasets/digits.py), clothes by kind of
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 import torch

@@ -154,8 +154,9 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
         session.retrained[ref_key] = model
     torch.manual_seed(spec.seed)
     untrained = splits.model_factory() if splits.model_factory else None
+    details: dict[str, Any] = {}
     metrics = evaluate(model, splits, device=device, untrained=untrained,
-                       retrained=session.retrained.get(ref_key), seed=spec.seed)
+                       retrained=session.retrained.get(ref_key), seed=spec.seed, details=details)
     metrics["MethodTime"] = method_time
     info = dataset_info(spec.dataset)
     fc = splits.forget_fine_class if spec.task == "sub_class" else splits.forget_class
@@ -165,7 +166,7 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
         "task": spec.task, "net": spec.net, "dataset": spec.dataset, "method": method,
         "forget_class": None if fc is None else int(fc),
         "forget_class_name": None if fc is None or names is None else names[fc],
-        "seed": spec.seed, "metrics": metrics,
+        "seed": spec.seed, "metrics": metrics, "details": details,
         "config": {"method": dataclasses.asdict(cfg), "run": dataclasses.asdict(spec)},
         "split_hash": splits.context.get("split_hash"),
         "n_forget": len(splits.forget), "n_retain": len(splits.retain),

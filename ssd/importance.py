@@ -86,8 +86,12 @@ def ordered_batches(
     batch_size: int,
     order: torch.Tensor | None = None,
     device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Normalised `(x, y)` batches in `order` without copying the whole data set first."""
+    """Normalised `(x, y)` batches in `order` without copying the whole data set first.
+
+    `dtype` casts x to a half-precision model's dtype (float32 otherwise).
+    """
     n = len(data)
     rows = torch.arange(n) if order is None else order.cpu().long()
     if rows.numel() != n:
@@ -97,7 +101,8 @@ def ordered_batches(
         idx = rows[start : start + batch_size].to(data.images.device)
         x = data.images[idx].to(dev, non_blocking=True)
         y = data.targets[idx].to(dev, non_blocking=True)
-        yield prepare(x, data.info), y
+        x = prepare(x, data.info)
+        yield (x if dtype is None or dtype == x.dtype else x.to(dtype)), y
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -160,7 +165,7 @@ def _batch_importance(
     acc = [imps[n] for n, _ in wanted]
     n_batches = 0
     with torch.enable_grad():
-        for x, y in ordered_batches(data, batch_size, order, device):
+        for x, y in ordered_batches(data, batch_size, order, device, params[0].dtype):
             out = model(x)
             if mode == "lf":
                 loss = out.float().pow(2).sum(dim=1).mean()
@@ -204,7 +209,7 @@ def _sample_fisher(
 
     per_sample = vmap(grad(loss_one), in_dims=(None, 0, 0))
     acc = [imps[n] for n in names]
-    for x, y in ordered_batches(data, chunk_size, order, device):
+    for x, y in ordered_batches(data, chunk_size, order, device, wanted[0][1].dtype):
         gs = per_sample(diff, x, y)
         sums = []
         for n in names:

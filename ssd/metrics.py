@@ -7,6 +7,7 @@ Accuracies are in percent (0–100) like the paper's tables; the rest are fracti
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -65,6 +66,29 @@ def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
         return NAN
     correct = (logits.argmax(dim=1).cpu() == targets.cpu()).sum().item()
     return 100.0 * correct / logits.shape[0]
+
+
+def mean_loss(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean cross-entropy over samples (nan when empty): the classroom's forget/retain loss."""
+    if logits.shape[0] == 0:
+        return math.nan
+    return float(F.cross_entropy(logits.double(), targets.to(logits.device).long()))
+
+
+def confusion_matrix(logits: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """C×C counts, rows = true class, columns = predicted class."""
+    idx = targets.cpu().long() * num_classes + logits.argmax(1).cpu()
+    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def class_accuracy(logits: torch.Tensor, targets: torch.Tensor, num_classes: int) -> list[float]:
+    """Per-class accuracy in percent (nan for a class with no samples)."""
+    cm = confusion_matrix(logits, targets, num_classes).double()
+    totals = cm.sum(1)
+    return [float(100 * cm[c, c] / totals[c]) if totals[c] > 0 else math.nan for c in range(num_classes)]
+
+
+MAX_CONFUSION_CLASSES = 20  # larger matrices would bloat every result row
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -236,6 +260,7 @@ def evaluate(
     untrained: nn.Module | None = None,
     retrained: nn.Module | None = None,
     seed: int = 0,
+    details: dict[str, object] | None = None,
 ) -> dict[str, float]:
     """Every metric for one model; accuracies in percent (0–100), others as fractions.
 
@@ -244,8 +269,10 @@ def evaluate(
     MIA_{loss,conf}_{auc,tpr@1%} (forget vs `strong_mia_sets`), ZRF and ZRF_DfTest (when
     `untrained` is given; the authors' code scores ZRF on forget-test for class tasks and
     also reports "Df" on forget-test there), ActDist (forget set, when `retrained` is
-    given) and EvalTime (seconds, device-synchronised). nan where a set is empty
+    given), DfLoss / DrTestLoss (mean cross-entropy) and EvalTime (seconds, device-synchronised). nan where a set is empty
     (forget-test of the random task). The test set is predicted once; its sub-sets reuse it.
+    A `details` dict, when given, receives per-class test accuracy and (up to
+    MAX_CONFUSION_CLASSES classes) confusion matrices of the forget set and retain-test set.
     """
     dev = torch.device(device) if device is not None else _model_device(model)
     synchronize(dev)
@@ -274,7 +301,16 @@ def evaluate(
         "DrTest": accuracy(of_test(splits.retain_test), splits.retain_test.targets),
         "TestAcc": accuracy(test_logits, splits.test.targets),
         "MIA": mia_entropy(retain_logits, test_logits, forget_logits, seed=seed),
+        "DfLoss": mean_loss(forget_logits, splits.forget.targets),
+        "DrTestLoss": mean_loss(of_test(splits.retain_test), splits.retain_test.targets),
     }
+    if details is not None:
+        c = splits.num_classes
+        details["test_class_acc"] = class_accuracy(test_logits, splits.test.targets, c)
+        if c <= MAX_CONFUSION_CLASSES:
+            details["forget_confusion"] = confusion_matrix(forget_logits, splits.forget.targets, c).tolist()
+            details["retain_test_confusion"] = confusion_matrix(
+                of_test(splits.retain_test), splits.retain_test.targets, c).tolist()
     member_logits = forget_logits if members is splits.forget else run(model, members)
     res.update(mia_scores(member_logits, members.targets, of_test(nonmembers), nonmembers.targets))
     if untrained is not None:

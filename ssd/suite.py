@@ -147,7 +147,8 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                       name=row["method"], directory=results.parent)
     keys = {spec_key(s, method_config(s.method, s), shas[s.weight_path]) for s in grid}
     rows = [r for r in read_rows(results) if r.get("run_key") in keys]
-    print(format_table(summarize(rows, metrics=("DrTest", "DfTest", "Df", "MIA", "MethodTime"))))
+    shown = ("DrTest", "DfTest", "Df", "MIA", "MethodTime")
+    print(format_table(summarize(rows, metrics=shown), metrics=shown))
     print(f"[suite] {len(rows)} runs in {results}")
     return rows
 

@@ -186,7 +186,7 @@ def test_predict_logits_matches_forward_and_restores_modes(digits: tuple[ImageDa
 
 def _check_evaluate(res: dict[str, float], extra: set[str]) -> None:
     base = {"Df", "DrTrain", "DfTest", "DrTest", "TestAcc", "MIA", "MIA_loss_auc", "MIA_loss_tpr@1%",
-            "MIA_conf_auc", "MIA_conf_tpr@1%", "EvalTime"}
+            "MIA_conf_auc", "MIA_conf_tpr@1%", "EvalTime", "DfLoss", "DrTestLoss"}
     assert set(res) == base | extra
     for key in ("Df", "DrTrain", "DrTest", "TestAcc"):
         assert 0.0 <= res[key] <= 100.0
@@ -237,3 +237,17 @@ def test_strong_mia_sets(digits: tuple[ImageData, ImageData]) -> None:
     members, non = strong_mia_sets(rnd)
     cls = int(rnd.forget.targets[0])
     assert len(non) == int((test.targets == cls).sum()) and bool((non.targets == cls).all())
+
+
+def test_confusion_class_accuracy_and_loss_on_hand_made_logits() -> None:
+    from ssd.metrics import class_accuracy, confusion_matrix, mean_loss
+
+    targets = torch.tensor([0, 0, 1, 1, 2])
+    logits = torch.eye(3)[torch.tensor([0, 1, 1, 1, 0])] * 10  # predictions 0,1,1,1,0
+    cm = confusion_matrix(logits, targets, 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert class_accuracy(logits, targets, 3) == [50.0, 100.0, 0.0]
+    assert math.isnan(class_accuracy(logits[:2], targets[:2], 3)[2])
+    uniform = torch.zeros(4, 4)
+    assert mean_loss(uniform, torch.tensor([0, 1, 2, 3])) == pytest.approx(math.log(4))
+    assert math.isnan(mean_loss(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)))

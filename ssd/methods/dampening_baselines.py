@@ -21,15 +21,15 @@ CLASSIFIER_NAMES = ("classifier", "head", "fc")
 def output_layer(model: nn.Module, num_classes: int | None = None) -> tuple[str, nn.Linear]:
     """The layer producing the logits: (qualified name, module).
 
-    A Linear named like a classifier head (`classifier` as in Hugging Face models, `head`,
-    `fc`) with `num_classes` outputs wins; else the last Linear registered with that many
-    outputs; else the last Linear. Why the care: ViTs register many Linears and an HF
-    wrapper nests its head one level down.
+    Among Linears with `num_classes` outputs, one named like a classifier head
+    (`classifier` as in Hugging Face models, `head`, `fc`) wins, else the last registered;
+    with no such Linear (or no `num_classes`), the last Linear. Why the care: ViTs
+    register many Linears and an HF wrapper nests its head one level down.
     """
     linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise UserError(f"{type(model).__name__} has no nn.Linear output layer to dampen")
-    fits = [(n, m) for n, m in linears if num_classes is None or m.out_features == num_classes]
+    fits = [(n, m) for n, m in linears if num_classes is not None and m.out_features == num_classes]
     named = [(n, m) for n, m in fits if n.rsplit(".", 1)[-1] in CLASSIFIER_NAMES]
     return (named or fits or linears)[-1]
 

@@ -1,0 +1,146 @@
+"""Loading result rows and the small lookups every table and figure shares.
+
+Kept apart from the plotting code so tables (no matplotlib) and tests can use it alone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ssd.results import read_rows
+
+Row = dict[str, Any]
+RowsOrPaths = str | os.PathLike[str] | Iterable[Row | str | os.PathLike[str]]
+
+# The paper's column order: reference points first, SSD last; anything else in between.
+METHOD_FIRST = ("baseline", "retrain")
+METHOD_LAST = ("ssd", "lfssd")
+
+
+def load_rows(source: RowsOrPaths) -> list[Row]:
+    """Rows from a results path, an iterable of paths, or already-parsed row dicts (mixed is fine)."""
+    if isinstance(source, (str, os.PathLike)):
+        return read_rows(source)
+    rows: list[Row] = []
+    for item in source:
+        if isinstance(item, dict):
+            rows.append(item)
+        else:
+            rows.extend(read_rows(item))
+    return rows
+
+
+def is_sweep(row: Row) -> bool:
+    """Sweep rows (from scripts/sweep.py) go to sweep figures, never into the seed tables."""
+    return isinstance(row.get("sweep"), dict)
+
+
+def split_rows(rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
+    """(ordinary runs, sweep rows)."""
+    return [r for r in rows if not is_sweep(r)], [r for r in rows if is_sweep(r)]
+
+
+def df_key(task: str | None) -> str:
+    """Which forget accuracy a table shows: forget-test for class tasks (as the paper), forget-train for random.
+
+    The random task has no held-out forget set, so its DfTest is null.
+    """
+    return "Df" if task == "random" else "DfTest"
+
+
+def order_methods(methods: Iterable[str]) -> list[str]:
+    """Baseline, retrain, the rest in first-seen order, then SSD/LFSSD (the paper's tables)."""
+    seen = list(dict.fromkeys(methods))
+    first = [m for m in METHOD_FIRST if m in seen]
+    last = [m for m in METHOD_LAST if m in seen]
+    return first + [m for m in seen if m not in first and m not in last] + last
+
+
+def class_label(row: Row) -> str:
+    """A forget class's column label: its name, else its index, else "random" (no class)."""
+    if row.get("forget_class_name") is not None:
+        return str(row["forget_class_name"])
+    if row.get("forget_class") is not None:
+        return str(row["forget_class"])
+    return "random"
+
+
+def metric(row: Row, key: str) -> float:
+    """A metric as float; NaN when missing or null (so plots and means skip it)."""
+    value = row.get("metrics", {}).get(key)
+    return math.nan if value is None else float(value)
+
+
+def cell_key(row: Row) -> tuple[Any, ...]:
+    """What makes a baseline row the "before" of another row: same request, seed and checkpoint."""
+    ckpt = row.get("checkpoint_sha256") or row.get("checkpoint")
+    return (row.get("task"), row.get("dataset"), row.get("net"), row.get("forget_class"), row.get("seed"), ckpt)
+
+
+def find_baseline(rows: Sequence[Row], row: Row) -> Row | None:
+    """The baseline row of `row`'s (task, dataset, net, forget class, seed, checkpoint), if any."""
+    key = cell_key(row)
+    for r in rows:
+        if r.get("method") == "baseline" and cell_key(r) == key:
+            return r
+    return None
+
+
+def choose_runs(rows: Sequence[Row], run_key: str | None = None) -> list[Row]:
+    """The runs the before/after figures show.
+
+    A given `run_key` picks that run alone. Otherwise one run per (task, dataset, net):
+    the first ssd run, else the first run that is not the baseline.
+    """
+    if run_key is not None:
+        picked = [r for r in rows if r.get("run_key") == run_key]
+        if not picked:
+            from ssd.errors import UserError
+
+            raise UserError(f"no run with run_key {run_key!r} in the results given")
+        return picked[:1]
+    chosen: dict[tuple[Any, ...], Row] = {}
+    for r in rows:
+        group = (r.get("task"), r.get("dataset"), r.get("net"))
+        if r.get("method") == "baseline":
+            continue
+        if group not in chosen or (r.get("method") == "ssd" and chosen[group].get("method") != "ssd"):
+            chosen[group] = r
+    return list(chosen.values())
+
+
+def class_names(row: Row) -> list[str]:
+    """Names of the model's output classes for tick labels (indices when the dataset is unknown)."""
+    n = len(row.get("details", {}).get("test_class_acc") or [])
+    try:
+        from datasets import dataset_info
+
+        names = list(dataset_info(str(row.get("dataset"))).classes)
+    except Exception:  # a results file from a dataset this checkout lacks still renders
+        names = []
+    return names if names and (n == 0 or len(names) == n) else [str(i) for i in range(n)]
+
+
+def output_class(row: Row) -> int | None:
+    """The model output the request forgets: the class itself, or a sub-class's coarse class; None for random."""
+    fc = row.get("forget_class")
+    if fc is None or row.get("task") == "random":
+        return None
+    if row.get("task") != "sub_class":
+        return int(fc)
+    try:
+        from datasets import dataset_info
+
+        mapping = dataset_info(str(row.get("dataset"))).fine_to_coarse
+    except Exception:
+        return None
+    return None if mapping is None else int(mapping[int(fc)])
+
+
+def slug(*parts: Any) -> str:
+    """A file-name-safe id from parts (class names may hold spaces or slashes)."""
+    text = "_".join(str(p) for p in parts if p is not None and p != "")
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)

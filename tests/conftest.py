@@ -1,0 +1,46 @@
+"""Shared fixtures: real MNIST when this machine has it, small synthetic copies otherwise.
+
+Synthetic data is written once per session in the real on-disk formats (see
+tests/synthetic.py), so torchvision's own loaders run on it, in-process or in a CLI
+subprocess alike.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from synthetic import SYNTH_CIFAR10, SYNTH_CIFAR100, SYNTH_MNIST, write_cifar10, write_cifar100, write_mnist
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the real MNIST/raw and FashionMNIST/raw (unpacked once per session)."""
+    unpack = SHARED_DATA / "unpack"
+    if not unpack.exists():
+        pytest.skip("real MNIST needs ../shared/data (not on this machine)")
+    dest = tmp_path_factory.mktemp("real_mnist")
+    subprocess.run([str(unpack), str(dest)], check=True, capture_output=True, timeout=300)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def synthetic_cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with small CIFAR-10 and CIFAR-100 copies in torchvision's layout."""
+    root = tmp_path_factory.mktemp("synthetic_cifar")
+    write_cifar10(root, *SYNTH_CIFAR10, seed=0)
+    write_cifar100(root, *SYNTH_CIFAR100, seed=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with small MNIST and FashionMNIST copies as raw idx files."""
+    root = tmp_path_factory.mktemp("synthetic_mnist")
+    write_mnist(root, *SYNTH_MNIST, seed=0, name="MNIST")
+    write_mnist(root, *SYNTH_MNIST, seed=1, name="FashionMNIST")
+    return root
