@@ -6,7 +6,8 @@ other digit, retain test accuracy (all other digits' test images) and the number
 selected weights. Importances are computed once per order; each α costs one dampening
 and one evaluation (`ssd_sweep`).
 
-    .venv/bin/python scripts/ssd_alpha_sweep.py            # unpacks MNIST into data/, pretrains if needed
+    .venv/bin/python scripts/ssd_alpha_sweep.py   # unpacks MNIST into data/; pretrains into
+                                                  # checkpoints/ssd-sweep/ if missing (a path no one else writes)
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ def summarise(acc: torch.Tensor, base: torch.Tensor, forget: int, test_targets: 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--data-root", default=str(REPO / "data"))
-    ap.add_argument("--checkpoint", default=str(REPO / "checkpoints" / "ConvNet-MNIST-seed0" / "best.pt"))
+    ap.add_argument("--checkpoint", default=str(REPO / "checkpoints" / "ssd-sweep" / "ConvNet-MNIST-seed0" / "best.pt"))
     ap.add_argument("--forget-class", type=int, default=2)
     ap.add_argument("--alphas", type=float, nargs="+", default=list(ALPHAS))
     ap.add_argument("--lam", type=float, default=1.0)

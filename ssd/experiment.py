@@ -167,6 +167,7 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
         "forget_class": None if fc is None else int(fc),
         "forget_class_name": None if fc is None or names is None else names[fc],
         "seed": spec.seed, "metrics": metrics, "details": details,
+        "method_stats": splits.context.get("ssd_stats"),
         "config": {"method": dataclasses.asdict(cfg), "run": dataclasses.asdict(spec)},
         "split_hash": splits.context.get("split_hash"),
         "n_forget": len(splits.forget), "n_retain": len(splits.retain),

@@ -90,7 +90,8 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
                     for method in methods:
                         if task["task"] not in METHODS.get(method).tasks:
                             continue
-                        over = method_overrides(method, net, table, None, None, None, {})
+                        settings = dict(suite.get("method_settings", {}).get(method, {}))
+                        over = method_overrides(method, net, table, None, None, None, settings)
                         grid.append(RunSpec(
                             task=task["task"], net=net, dataset=task["dataset"], weight_path=str(ckpt),
                             method=method, forget_class=cls, n_forget=task.get("n_forget", 100), seed=seed,
@@ -114,6 +115,8 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--logger", choices=("wandb", "none"), default=None)
     p.add_argument("--cache-dir", default="cache")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--report", default=None, help="report folder (default: RESULTS_report beside the results)")
+    p.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
     args = p.parse_args(argv)
 
     from ssd.experiment import METHOD_ALIASES, Session, method_config, run_one, spec_key
@@ -134,11 +137,18 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     print(f"[suite] {args.suite}: {len(grid)} runs in the grid, {len(grid) - len(todo)} already in {results}, "
           f"{len(todo)} to run", file=sys.stderr)
     session = Session(args.cache_dir)
+    refused: dict[str, str] = {}
     bar = tqdm(todo, desc="suite", disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)
     for spec in bar:
-        bar.set_postfix_str(f"{spec.task} {spec.dataset} {spec.forget_class or ''} "
-                            f"{METHOD_ALIASES.get(spec.method, spec.method)} s{spec.seed}")
-        row = run_one(spec, session)
+        cell = f"{spec.task} {spec.dataset} {spec.forget_class or ''} {METHOD_ALIASES.get(spec.method, spec.method)}"
+        bar.set_postfix_str(f"{cell} s{spec.seed}")
+        try:
+            row = run_one(spec, session)
+        except UserError as err:  # e.g. ntk on a model too large: say so once, go on with the grid
+            if cell not in refused:
+                tqdm.write(f"[suite] skipped {cell}: {err}", file=sys.stderr)
+            refused[cell] = str(err)
+            continue
         append_row(results, row)
         if logger == "wandb":
             from ssd.loggers import log_wandb
@@ -150,6 +160,14 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     shown = ("DrTest", "DfTest", "Df", "MIA", "MethodTime")
     print(format_table(summarize(rows, metrics=shown), metrics=shown))
     print(f"[suite] {len(rows)} runs in {results}")
+    for cell, why in refused.items():
+        print(f"[suite] refused: {cell}: {why}")
+    if rows and not args.no_report:
+        from ssd.report import write_report
+
+        out = Path(args.report) if args.report else results.with_name(f"{results.stem}_report")
+        page = write_report([results], out)
+        print(f"[suite] report: {page}")
     return rows
 
 

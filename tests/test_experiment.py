@@ -152,7 +152,7 @@ n_forget = 25
 [checkpoints]
 "ConvNet/Digits" = "{ckpts['Digits']}"
 """)
-    args = ["--suite", str(suite), "--no-progress", "--cache-dir", str(tmp_path / "cache")]
+    args = ["--suite", str(suite), "--no-progress", "--cache-dir", str(tmp_path / "cache"), "--no-report"]
     first = run_suite(args)
     assert len(first) == 8 and len(read_rows(results)) == 8
     out = capsys.readouterr()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -197,7 +198,9 @@ def run_ssd(model: nn.Module, splits: Splits, cfg: SSDConfig) -> nn.Module:
     """The registered methods' body; the stats land in `splits.context["ssd_stats"]`."""
     check_config(cfg)
     device = _device(model)
-    cache = ImportanceCache(cfg.cache_dir) if cfg.cache_dir else None
+    # cfg.cache_dir wins; otherwise the experiment driver's cache folder (None: no cache)
+    cache_dir = cfg.cache_dir or splits.context.get("cache_dir")
+    cache = ImportanceCache(Path(cache_dir) / "importances") if cache_dir else None
     d_data = reference_data(splits, cfg.reference).to(device)
     stats = ssd_unlearn(model, d_data, splits.forget.to(device), cfg, cache,
                         checkpoint_sha256=splits.context.get("checkpoint_sha256"))
@@ -211,7 +214,14 @@ def ssd(model: nn.Module, splits: Splits, cfg: SSDConfig) -> nn.Module:
     return run_ssd(model, splits, cfg)
 
 
-@register_method("lfssd", SSDConfig)
-def lfssd(model: nn.Module, splits: Splits, cfg: SSDConfig) -> nn.Module:
-    """Loss-free SSD: importances from the logits' squared norm, no labels (mode forced to "lf")."""
+@dataclass
+class LFSSDConfig(SSDConfig):
+    """LFSSD: SSD with label-free importances (|∂ mean‖f(x)‖² / ∂θ|); mode is always "lf"."""
+
+    mode: str = "lf"
+
+
+@register_method("lfssd", LFSSDConfig)
+def lfssd(model: nn.Module, splits: Splits, cfg: LFSSDConfig) -> nn.Module:
+    """Label-free SSD: importances from the logits' squared norm, no labels (mode forced to "lf")."""
     return run_ssd(model, splits, dataclasses.replace(cfg, mode="lf"))

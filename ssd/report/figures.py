@@ -23,15 +23,16 @@ DPI = 120
 
 def save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI)  # constrained layout already fits everything: no second "tight" pass
     return path
 
 
 def run_title(row: Row) -> str:
     """"ssd · full-class · ConvNet/Digits · forget 2 · seed 0": what a figure is about, in one line."""
     task = str(row.get("task", "")).replace("_", "-")
-    return (f"{row.get('method')} · {task} · {row.get('net')}/{row.get('dataset')} · "
-            f"forget {class_label(row)} · seed {row.get('seed')}")
+    what = f"{row.get('n_forget', '')} random samples".lstrip() if row.get("task") == "random" else class_label(row)
+    return (f"{row.get('method')} · {task} · {row.get('net')}/{row.get('dataset')} · forget {what} · "
+            f"seed {row.get('seed')}")
 
 
 def _ticks(ax: Axes, names: Sequence[str], axis: str = "x") -> None:
@@ -47,37 +48,47 @@ def _ticks(ax: Axes, names: Sequence[str], axis: str = "x") -> None:
 
 
 def confusion_figure(before: Row, after: Row, path: Path) -> Path | None:
-    """2×2 confusion matrices (forget set, retain-test set) × (before, after); None without details."""
+    """Confusion matrices (forget set, retain-test set) × (before, after); None without details.
+
+    The forget set of a class task holds one true class, so its empty rows are hidden
+    (a 1×C strip instead of a mostly blank square).
+    """
     keys = ("forget_confusion", "retain_test_confusion")
     mats = [[np.asarray(r.get("details", {}).get(k) or [], dtype=float) for r in (before, after)] for k in keys]
-    if any(m.ndim != 2 or m.size == 0 for pair in mats for m in pair):
+    if any(m.ndim != 2 or m.size == 0 or m.shape != mats[0][0].shape for pair in mats for m in pair):
         return None
     names = class_names(after)
     n = mats[0][0].shape[0]
     names = names if len(names) == n else [str(i) for i in range(n)]
-    fig = Figure(figsize=(11, 9.5), layout="constrained")
-    axes = fig.subplots(2, 2)
+    forget_rows = [i for i in range(n) if mats[0][0][i].sum() > 0 or mats[0][1][i].sum() > 0]
+    rows_shown = [forget_rows, list(range(n))]
+    fig = Figure(figsize=(11, 2.2 + 0.55 * (len(forget_rows) + n)), layout="constrained")
+    axes = fig.subplots(2, 2, gridspec_kw={"height_ratios": [max(len(forget_rows), 1.6), n]})
     image = None
     for i, label in enumerate(("Forget set (train)", "Retain set (test)")):
         for j, row in enumerate((before, after)):
-            ax, cm = axes[i][j], mats[i][j]
+            ax, full = axes[i][j], mats[i][j]
+            cm = full[rows_shown[i]]
             totals = cm.sum(axis=1, keepdims=True)
             pct = np.divide(100 * cm, totals, out=np.full_like(cm, np.nan), where=totals > 0)
-            image = ax.imshow(np.ma.masked_invalid(pct), cmap="Blues", vmin=0, vmax=100)
+            image = ax.imshow(np.ma.masked_invalid(pct), cmap="Blues", vmin=0, vmax=100, aspect="auto")
             if n <= 12:
                 for (r, c), v in np.ndenumerate(cm):
                     if totals[r, 0] > 0:
                         ax.text(c, r, f"{int(v)}", ha="center", va="center", fontsize=8,
                                 color="white" if pct[r, c] > 60 else "black")
             which = "before: baseline" if j == 0 else f"after: {row.get('method')}"
-            ax.set_title(f"{label} — {which}\n{int(cm.sum())} samples, accuracy {_diag_acc(cm):.1f}%")
+            ax.set_title(f"{label} — {which}\n{int(cm.sum())} samples, accuracy {_diag_acc(full):.1f}%", fontsize=10)
             _ticks(ax, names, "x")
-            _ticks(ax, names, "y")
+            shown = [names[k] for k in rows_shown[i]]
+            step = max(1, math.ceil(len(shown) / 25))
+            ax.set_yticks(range(0, len(shown), step), shown[::step])
             ax.set_xlabel("Predicted class")
             ax.set_ylabel("True class")
     assert image is not None
-    fig.colorbar(image, ax=axes, shrink=0.6, label="% of the true class's samples (numbers: counts)")
-    fig.suptitle(f"Confusion matrices before and after unlearning\n{run_title(after)}")
+    fig.colorbar(image, ax=axes, shrink=0.8, label="% of the true class (row)")
+    fig.suptitle(f"Confusion matrices before and after unlearning — colour: % of each true class, numbers: counts; "
+                 f"forget set: only classes present\n{run_title(after)}")
     return save(fig, path)
 
 
@@ -102,9 +113,9 @@ def classwise_figure(before: Row, after: Row, path: Path) -> Path | None:
     top.bar(x - w / 2, acc_b, w, color=BEFORE_COLOR, label="before (baseline)")
     top.bar(x + w / 2, acc_a, w, color=AFTER_COLOR, label=f"after ({after.get('method')})")
     top.set_ylabel("Test accuracy (%)")
-    top.set_ylim(0, 105)
+    top.set_ylim(0, 119)
     top.set_title("Class-wise test accuracy")
-    top.legend(loc="lower left")
+    top.legend(loc="upper center", ncols=2, fontsize=9)
     drop = acc_b - acc_a
     colors = [HIGHLIGHT if forget is not None and i == forget else AFTER_COLOR for i in x]
     bars = bottom.bar(x, drop, 0.6, color=colors)
@@ -112,7 +123,7 @@ def classwise_figure(before: Row, after: Row, path: Path) -> Path | None:
         bottom.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
     bottom.axhline(0, color="black", lw=0.8)
     bottom.set_ylabel("Accuracy drop (percentage points)")
-    which = "the forgotten class" if after.get("task") == "full_class" else "the coarse class holding it"
+    which = "the forgotten class" if after.get("task") == "full_class" else "the coarse class holding the sub-class"
     note = f"; red = {which} ({names[forget]})" if forget is not None and forget < len(names) else ""
     bottom.set_title(f"Forgetfulness: before − after, per class{note}")
     lo, hi = float(np.nanmin(np.append(drop, 0))), float(np.nanmax(np.append(drop, 0)))
@@ -139,8 +150,8 @@ def accuracy_bars_figure(before: Row, after: Row, path: Path) -> Path:
         ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=9)
     ax.set_xticks(x, [lab for lab, _ in sets])
     ax.set_ylabel("Accuracy (%)")
-    ax.set_ylim(0, 112)
-    ax.legend(loc="upper left", ncols=2, fontsize=9)
+    ax.set_ylim(0, 109)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=9)
     ax.set_title(f"Accuracy before and after unlearning\n{run_title(after)}")
     return save(fig, path)
 
@@ -153,7 +164,7 @@ def method_bars_figure(rows: Sequence[Row], path: Path) -> Path:
               (f"Df: forget-{'train' if dk == 'Df' else 'test'} accuracy (%)", dk, 100.0),
               ("MIA: forget samples called members", "MIA", 1.0)]
     methods = order_methods(r["method"] for r in rows)
-    fig = Figure(figsize=(max(9.0, 1.1 * len(methods) * 1.4 + 3), 4.6), layout="constrained")
+    fig = Figure(figsize=(max(9.0, 3 * (0.42 * len(methods) + 0.8)), 4.6), layout="constrained")
     axes = fig.subplots(1, 3)
     x = np.arange(len(methods))
     for ax, (title, key, top) in zip(axes, panels, strict=True):
@@ -163,11 +174,11 @@ def method_bars_figure(rows: Sequence[Row], path: Path) -> Path:
         colors = [HIGHLIGHT if m in ("ssd", "lfssd") else BEFORE_COLOR if m == "baseline" else AFTER_COLOR
                   for m in methods]
         ax.bar(x, np.nan_to_num(means), 0.7, yerr=stds, capsize=3, color=colors, error_kw={"lw": 1})
-        for xi, mu in zip(x, means, strict=True):
-            if math.isnan(mu):
-                ax.text(xi, 0, "n/a", ha="center", va="bottom", fontsize=8)
+        for xi, mu, sd in zip(x, means, stds, strict=True):
+            text = "n/a" if math.isnan(mu) else f"{mu:.1f}" if top > 1 else f"{mu:.2f}"
+            ax.text(xi, np.nan_to_num(mu) + sd + top * 0.01, text, ha="center", va="bottom", fontsize=7)
         ax.set_xticks(x, methods, rotation=45, ha="right")
-        ax.set_ylim(0, top * 1.08)
+        ax.set_ylim(0, top * 1.12)
         ax.set_title(title, fontsize=10)
     seeds = sorted({r.get("seed") for r in rows}, key=str)
     fig.suptitle(f"{task.replace('_', '-')} · {rows[0].get('net')}/{rows[0].get('dataset')} · forget "
@@ -190,10 +201,10 @@ def time_figure(rows: Sequence[Row], path: Path) -> Path | None:
     y = np.arange(len(methods))
     colors = [HIGHLIGHT if m in ("ssd", "lfssd") else AFTER_COLOR for m in methods]
     ax.barh(y, means, 0.65, xerr=[lower, stds], capsize=3, color=colors, error_kw={"lw": 1})
-    for yi, mu in zip(y, means, strict=True):
-        ax.text(mu * 1.15, yi, _seconds(mu), va="center", fontsize=8)
+    for yi, mu, sd in zip(y, means, stds, strict=True):
+        ax.text((mu + sd) * 1.25, yi, _seconds(mu), va="center", fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlim(means.min() / 3, means.max() * 8)
+    ax.set_xlim(means.min() / 3, (means + stds).max() * 12)
     ax.set_yticks(y, methods)
     ax.invert_yaxis()
     ax.set_xlabel("Method wall-clock time (s, log scale); error bars = std over runs")
@@ -203,4 +214,6 @@ def time_figure(rows: Sequence[Row], path: Path) -> Path | None:
 
 
 def _seconds(t: float) -> str:
+    if t < 1e-3:
+        return f"{t * 1e6:.0f} µs"
     return f"{t * 1000:.1f} ms" if t < 1 else f"{t:.2f} s" if t < 100 else f"{t:.0f} s"

@@ -59,10 +59,10 @@ class Table:
         return f"{span} seed{'s' if ns[-1] > 1 else ''}"
 
     def caption(self) -> str:
-        df = ("Df = accuracy on the forget class's test images (DfTest)" if self.task != "random"
-              else "Df = accuracy on the forgotten training samples (the random task has no held-out forget set)")
+        df = ("Df = accuracy (%) on the forget class's test images (DfTest)" if self.task != "random"
+              else "Df = accuracy (%) on the forgotten training samples (the random task has no held-out forget set)")
         return (f"{self.task.replace('_', '-')} forgetting, {self.net} on {self.dataset}: mean ± std over "
-                f"{self.seeds_text()}. Dr = retain-test accuracy (%); {df} (%); MIA = fraction of forget "
+                f"{self.seeds_text()}. Dr = retain-test accuracy (%); {df}; MIA = fraction of forget "
                 "samples the entropy attack calls members; ZRF = 1 − JS divergence to an untrained model; "
                 "Time = method wall-clock seconds.")
 
@@ -91,6 +91,11 @@ def build_tables(rows: Sequence[Row]) -> list[Table]:
     return list(tables.values())
 
 
+def group_label(t: Table, cls: str) -> str:
+    """A column group's heading: "forget rocket", or "random samples" for the random task."""
+    return "random samples" if t.task == "random" else f"forget {cls}"
+
+
 def _header(t: Table) -> list[str]:
     if len(t.classes) == 1:
         return ["Method", *(label for label, _ in COLUMNS)]
@@ -104,7 +109,8 @@ def to_markdown(t: Table) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + [":-:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in body]
     if len(t.classes) == 1:
-        lines.insert(0, f"Forget class: **{t.classes[0]}**\n")
+        what = "random training samples" if t.task == "random" else f"class **{t.classes[0]}**"
+        lines.insert(0, f"Forgetting {what}\n")
     return "\n".join(lines)
 
 
@@ -144,7 +150,7 @@ def to_latex(t: Table) -> str:
     lines = [r"\begin{table}[t]", r"\centering", r"\small",
              rf"\caption{{{latex_escape(t.caption())}}}",
              rf"\label{{tab:{t.name}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
-    groups = " & ".join(rf"\multicolumn{{{k}}}{{c}}{{{latex_escape(c)}}}" for c in t.classes)
+    groups = " & ".join(rf"\multicolumn{{{k}}}{{c}}{{{latex_escape(group_label(t, c))}}}" for c in t.classes)
     rules = " ".join(rf"\cmidrule(lr){{{2 + i * k}-{1 + (i + 1) * k}}}" for i in range(len(t.classes)))
     lines += [f" & {groups} \\\\", rules]
     lines.append("Method & " + " & ".join(LATEX_LABELS[label] for _ in t.classes for label, _ in COLUMNS) + r" \\")

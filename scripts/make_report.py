@@ -1,0 +1,37 @@
+"""Write a report folder (tables, figures, report.md, index.html) from results files.
+
+    python scripts/make_report.py results/quick.jsonl [results/sweep.jsonl ...] --out reports/quick [--run RUN_KEY]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Thin: parse flags, hand the files to `ssd.report.write_report`."""
+    p = argparse.ArgumentParser(description="tables, figures and an index page from result rows")
+    p.add_argument("results", nargs="+", help="JSON-lines results files (suite runs and/or sweeps)")
+    p.add_argument("--out", required=True, help="report folder to write")
+    p.add_argument("--run", default=None, metavar="RUN_KEY", help="the run the before/after figures show")
+    args = p.parse_args(argv)
+    from ssd.errors import UserError
+    from ssd.report import write_report
+
+    missing = [f for f in args.results if not Path(f).is_file()]
+    if missing:
+        raise UserError(f"no results file {', '.join(missing)}")
+    index = write_report(args.results, args.out, run_key=args.run)
+    print(f"report: {index} (and {index.with_name('index.html')})")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO_ROOT))
+    from ssd.errors import run_cli
+
+    sys.exit(run_cli(main))

@@ -1,0 +1,239 @@
+"""α / λ sweeps on one checkpoint and forget request, for SSD and the crude dampening baselines.
+
+SSD's importances are computed once (`ssd_sweep`, with D's going through the
+ImportanceCache), so each (α, λ) point costs one dampening and one evaluation. The
+classroom baselines (`output_dampening`, `global_dampening`) are cheap: each point is a
+fresh copy of the weights, the method and an evaluation. Every point becomes a result
+row shaped like `run_one`'s plus `"sweep": {"param", "value", "selected", ...}`, which
+`ssd.report` draws against α or λ.
+
+For SSD α is a selection threshold (dampen where imp_Df > α·imp_D), λ the dampening
+constant; for the baselines α is a multiplicative factor on weights. The same flag
+feeds both unless `--baseline-alphas` gives the baselines their own grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ssd.errors import UserError, run_cli
+
+Row = dict[str, Any]
+DEFAULT_ALPHAS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+DEFAULT_METHODS = ("ssd", "output_dampening", "global_dampening")
+SSD_LIKE = ("ssd", "lfssd")
+
+
+def parse_floats(text: str, flag: str) -> list[float]:
+    """"1,2,5" → [1.0, 2.0, 5.0]; anything else is one UserError line naming the flag."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{flag} expects comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise UserError(f"{flag} needs at least one value")
+    return values
+
+
+def sweep_param(alphas: Sequence[float], lambdas: Sequence[float]) -> str:
+    """What an SSD sweep varies: "alpha", "lambda" (one α, several λ) or "grid" (both)."""
+    if len(lambdas) > 1 and len(alphas) == 1:
+        return "lambda"
+    return "grid" if len(lambdas) > 1 else "alpha"
+
+
+def run_sweep(
+    spec: Any,
+    *,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    lambdas: Sequence[float] = (1.0,),
+    methods: Sequence[str] = DEFAULT_METHODS,
+    baseline_alphas: Sequence[float] | None = None,
+    session: Any = None,
+    sink: Callable[[Row], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[Row]:
+    """Sweep `methods` on `spec`'s checkpoint and forget request; returns (and sinks) the rows.
+
+    `spec` is an `ssd.experiment.RunSpec` (its `method` is ignored; its `overrides` are
+    SSD settings such as order="paper"). The first row is the unmodified model
+    (method "baseline", sweep param "none"), the reference the figures draw.
+    """
+    from ssd.cache import ImportanceCache
+    from ssd.experiment import Session, build_splits, method_config
+    from ssd.methods.registry import METHODS
+    from ssd.methods.ssd_methods import reference_data, ssd_sweep
+    from ssd.metrics import evaluate
+
+    session = session or Session()
+    say = log or (lambda _s: None)
+    for m in methods:
+        entry = METHODS.get(m)
+        if m not in SSD_LIKE and "alpha" not in {f.name for f in dataclasses.fields(entry.config)}:
+            raise UserError(f"method {m!r} has no alpha to sweep; sweepable: ssd, lfssd, output_dampening, "
+                            "global_dampening")
+    original, meta = session.model(spec)
+    splits = build_splits(spec, session, meta["sha256"])
+    device = torch.device(spec.device)
+    torch.manual_seed(spec.seed)
+    untrained = splits.model_factory() if splits.model_factory else None
+    rows: list[Row] = []
+
+    def score(model: nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
+        details: dict[str, Any] = {}
+        metrics = evaluate(model, splits, device=device, untrained=untrained, seed=spec.seed, details=details)
+        return metrics, details
+
+    def emit(method: str, cfg: Any, metrics: dict[str, Any], details: dict[str, Any], sweep: dict[str, Any]) -> None:
+        row = _row(spec, method, cfg, meta, splits, metrics, details, sweep)
+        rows.append(row)
+        if sink is not None:
+            sink(row)
+        m = row["metrics"]
+        say(f"{method:<17} {sweep['param']}={sweep['value']!s:<8} selected={sweep['selected']!s:<8} "
+            f"Df={m['Df']:.2f} DfTest={_num(m.get('DfTest'))} DrTest={m['DrTest']:.2f} MIA={_num(m.get('MIA'))}")
+
+    base_cfg = method_config("baseline", dataclasses.replace(spec, method="baseline", overrides={}))
+    metrics, details = score(original)
+    metrics["MethodTime"] = 0.0
+    emit("baseline", base_cfg, metrics, details, {"param": "none", "value": None, "selected": 0})
+
+    param = sweep_param(alphas, lambdas)
+    for method in methods:
+        if spec.task not in METHODS.get(method).tasks:
+            say(f"skipping {method}: not defined for the {spec.task} task")
+            continue
+        if method in SSD_LIKE:
+            cfg = method_config(method, dataclasses.replace(spec, method=method))
+            if method == "lfssd":
+                cfg = dataclasses.replace(cfg, mode="lf")
+            cache = ImportanceCache(cfg.cache_dir or session.cache_dir)
+            clock = [time.perf_counter()]
+            point_metrics: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+            def evaluate_point(model: nn.Module, clock: list[float] = clock,
+                               store: list[tuple[dict[str, Any], dict[str, Any]]] = point_metrics) -> dict[str, Any]:
+                elapsed = time.perf_counter() - clock[0]  # restore + dampen (+ importances, first point)
+                metrics, details = score(model)
+                metrics["MethodTime"] = elapsed
+                store.append((metrics, details))
+                clock[0] = time.perf_counter()
+                return {}
+
+            model = copy.deepcopy(original)
+            points = ssd_sweep(model, reference_data(splits, cfg.reference).to(device), splits.forget.to(device),
+                               cfg, alphas, lambdas, evaluate_point, cache, checkpoint_sha256=meta["sha256"])
+            for i, (point, (metrics, details)) in enumerate(zip(points, point_metrics, strict=True)):
+                value = point["lam"] if param == "lambda" else point["alpha"]
+                emit(method, dataclasses.replace(cfg, alpha=point["alpha"], lam=point["lam"]), metrics, details,
+                     {"param": param, "value": value, "alpha": point["alpha"], "lambda": point["lam"],
+                      "selected": int(point["selected"]), "includes_importances": i == 0,
+                      "cache_hit": point["stats"].get("cache_hit")})
+            continue
+        entry = METHODS.get(method)
+        for alpha in baseline_alphas if baseline_alphas is not None else alphas:
+            cfg = method_config(method, dataclasses.replace(spec, method=method, overrides={"alpha": alpha}))
+            model = copy.deepcopy(original)
+            before = {n: p.detach().clone() for n, p in model.named_parameters()}
+            t0 = time.perf_counter()
+            model = entry.fn(model, splits, cfg)
+            elapsed = time.perf_counter() - t0
+            changed = sum(int((p.detach() != before[n]).sum()) for n, p in model.named_parameters())
+            metrics, details = score(model)
+            metrics["MethodTime"] = elapsed
+            emit(method, cfg, metrics, details,
+                 {"param": "alpha", "value": float(alpha), "alpha": float(alpha), "selected": changed})
+    return rows
+
+
+def _num(v: Any) -> str:
+    return "n/a" if v is None or v != v else f"{float(v):.3g}"
+
+
+def _row(spec: Any, method: str, cfg: Any, meta: dict[str, Any], splits: Any, metrics: dict[str, Any],
+         details: dict[str, Any], sweep: dict[str, Any]) -> Row:
+    """A row like `run_one`'s (same keys) plus the sweep point; its run_key cannot collide with a suite run's."""
+    from datasets import dataset_info
+    from ssd.experiment import spec_key
+    from ssd.results import run_key
+    from ssd.utils import code_version
+
+    point_spec = dataclasses.replace(spec, method=method)
+    info = dataset_info(spec.dataset)
+    fc = splits.forget_fine_class if spec.task == "sub_class" else splits.forget_class
+    names = info.fine_classes if spec.task == "sub_class" else info.classes
+    return {
+        "run_key": run_key({"sweep_of": spec_key(point_spec, cfg, meta["sha256"]), "param": sweep["param"]}),
+        "task": spec.task, "net": spec.net, "dataset": spec.dataset, "method": method,
+        "forget_class": None if fc is None else int(fc),
+        "forget_class_name": None if fc is None or names is None else names[fc],
+        "seed": spec.seed, "metrics": metrics, "details": details, "sweep": sweep,
+        "config": {"method": dataclasses.asdict(cfg), "run": dataclasses.asdict(point_spec)},
+        "split_hash": splits.context.get("split_hash"),
+        "n_forget": len(splits.forget), "n_retain": len(splits.retain),
+        "checkpoint": spec.weight_path, "checkpoint_sha256": meta["sha256"],
+        "code_version": code_version(), "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="α/λ sweep of SSD and the dampening baselines on one forget request",
+                                allow_abbrev=False)
+    p.add_argument("-net", required=True, help="model name (ResNet18, ViT, SmallViT, ConvNet)")
+    p.add_argument("-weight_path", required=True, help="checkpoint from pretrain_model.py")
+    p.add_argument("-dataset", required=True, help="dataset the checkpoint was trained on")
+    p.add_argument("-forget_class", default=None, help="class to forget, by name or index (a fine class for sub_class)")
+    p.add_argument("-seed", type=int, default=0)
+    p.add_argument("-b", type=int, default=None, help="batch size for every method")
+    p.add_argument("--task", choices=("full_class", "sub_class", "random"), default="full_class")
+    p.add_argument("--n-forget", type=int, default=100, help="random task: samples to forget")
+    p.add_argument("--alphas", default="1,2,5,10,20,50,100", help="SSD α grid (comma-separated)")
+    p.add_argument("--lambdas", default="1", help="SSD λ grid; one α and several λ makes a λ sweep")
+    p.add_argument("--baseline-alphas", default=None,
+                   help="α grid for output/global dampening, where α multiplies weights (default: --alphas)")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated subset to sweep")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--download", action="store_true")
+    p.add_argument("--device", default=None, help="torch device (default: cpu)")
+    p.add_argument("--retain-eval-size", type=int, default=5000)
+    p.add_argument("--results", default="results/sweep.jsonl", help="JSON-lines file the rows are appended to")
+    p.add_argument("--cache-dir", default="cache", help="where D's importances are cached")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an SSD setting, e.g. --set order=paper --set mode=sample")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> list[Row]:
+    args = build_parser().parse_args(argv)
+    from ssd.cli import parse_sets
+    from ssd.experiment import RunSpec, Session
+    from ssd.results import append_row
+    from ssd.utils import resolve_device
+
+    spec = RunSpec(task=args.task, net=args.net, dataset=args.dataset, weight_path=args.weight_path, method="ssd",
+                   forget_class=args.forget_class, n_forget=args.n_forget, seed=args.seed,
+                   device=str(resolve_device(args.device)), batch_size=args.b, data_root=args.data_root,
+                   download=args.download, retain_eval_size=args.retain_eval_size, overrides=parse_sets(args.set))
+    baseline_alphas = parse_floats(args.baseline_alphas, "--baseline-alphas") if args.baseline_alphas else None
+    rows = run_sweep(spec, alphas=parse_floats(args.alphas, "--alphas"),
+                     lambdas=parse_floats(args.lambdas, "--lambdas"),
+                     methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+                     baseline_alphas=baseline_alphas, session=Session(args.cache_dir),
+                     sink=lambda row: append_row(args.results, row), log=print)
+    print(f"{len(rows)} rows appended to {Path(args.results)}")
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
