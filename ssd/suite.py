@@ -58,14 +58,14 @@ def method_list(suite: dict[str, Any], cli: str | None) -> list[str]:
 
 
 def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root: str | None,
-                      download: bool) -> None:
+                      download: bool, progress: bool = True) -> None:
     if path.is_file():
         return
     from ssd.train import pretrain
 
     print(f"[suite] pretraining {net} on {dataset} → {path.parent}", file=sys.stderr)
     res = pretrain(net, dataset, data_root=data_root, download=download, seed=0, device=device,
-                   out=path.parent, log=lambda s: print(f"[pretrain] {s}", file=sys.stderr))
+                   out=path.parent, progress=progress, log=lambda s: print(f"[pretrain] {s}", file=sys.stderr))
     if path.name not in ("best.pt", "last.pt"):
         (path.parent / "best.pt").rename(path)
     print(f"[suite] {net}/{dataset} test accuracy {res.best_acc:.2f}%", file=sys.stderr)
@@ -130,7 +130,8 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     grid = build_grid(suite, args)
     resolve_device(grid[0].device if grid else "cpu")
     for net, dataset, path in sorted({(s.net, s.dataset, s.weight_path) for s in grid}):
-        ensure_checkpoint(Path(path), net, dataset, grid[0].device, args.data_root, args.download)
+        ensure_checkpoint(Path(path), net, dataset, grid[0].device, args.data_root, args.download,
+                          progress=not args.no_progress)
     shas = {s.weight_path: sha256_file(s.weight_path) for s in grid}
     done = done_keys([results])
     todo = [s for s in grid if spec_key(s, method_config(s.method, s), shas[s.weight_path]) not in done]

@@ -34,7 +34,7 @@ class EpochStats:
 
 
 @torch.no_grad()
-def test_accuracy(model: nn.Module, data: ImageData, batch_size: int = 512) -> float:
+def eval_accuracy(model: nn.Module, data: ImageData, batch_size: int = 512) -> float:
     """Percent correct over samples (not a mean of per-batch accuracies)."""
     was_training = model.training
     model.eval()
@@ -96,7 +96,7 @@ def fit(
             epoch=epoch + 1,
             loss=float(loss_sum) / max(seen, 1),
             train_acc=100.0 * float(correct) / max(seen, 1),
-            test_acc=None if test is None else test_accuracy(model, test),
+            test_acc=None if test is None else eval_accuracy(model, test),
             images_per_s=seen / elapsed if elapsed > 0 else float("nan"),
             lr=lr,
         )
@@ -184,7 +184,7 @@ def pretrain(
 
     history = fit(model, train, schedule, seed=seed, test=test, progress=progress,
                   desc=f"{net}/{dataset}", on_epoch=on_epoch)
-    final = history[-1].test_acc if history else test_accuracy(model, test)
+    final = history[-1].test_acc if history else eval_accuracy(model, test)
     assert final is not None
     if out_dir is not None:
         summary = {"config": config, "history": [vars(h) for h in history], "code_version": version}

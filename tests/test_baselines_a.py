@@ -5,7 +5,7 @@ and the classroom ConvNet keep the file to seconds on a CPU."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,25 +16,16 @@ from torch import nn
 from datasets import ImageData, dataset_info, load_dataset
 from models import build_model
 from ssd.errors import UserError
-from ssd.methods.amnesiac import AmnesiacConfig, amnesiac, wrong_labels
+from ssd.methods.amnesiac import wrong_labels
 from ssd.methods.blindspot import BlindspotConfig, blindspot
 from ssd.methods.common import untrained_like
 from ssd.methods.fisher import FisherConfig, fisher, fisher_diagonal
 from ssd.methods.ntk import NTKConfig, logit_jacobian, ntk
-from ssd.methods.registry import METHODS, MethodConfig
-from ssd.methods.unsir import TASK_NOISE_STEPS, UNSIRConfig, learn_noise, unsir
+from ssd.methods.unsir import TASK_NOISE_STEPS, learn_noise
 from ssd.splits import Splits, make_splits
 from ssd.train import pretrain
 
 N_TRAIN, N_TEST = 400, 150
-# name -> (function, config class, config overrides that keep the contract runs small)
-METHODS_A: dict[str, tuple[Callable[..., nn.Module], type[MethodConfig], dict[str, Any]]] = {
-    "blindspot": (blindspot, BlindspotConfig, {}),
-    "amnesiac": (amnesiac, AmnesiacConfig, {"epochs": 1}),
-    "UNSIR": (unsir, UNSIRConfig, {"noise_steps": 10, "noise_copies": 4}),
-    "fisher": (fisher, FisherConfig, {}),
-    "ntk": (ntk, NTKConfig, {"max_retain": 60}),
-}
 TASKS: dict[str, tuple[str, dict[str, Any]]] = {
     "full_class": ("Digits", {"forget_class": 3}),
     "sub_class": ("DigitsCoarse", {"forget_class": 3}),  # fine digit 3 inside coarse "curves"
@@ -71,7 +62,7 @@ def task_setup() -> dict[str, tuple[nn.Module, Splits]]:
 def trained() -> tuple[nn.Module, Splits]:
     """A ConvNet fitted to the tiny Digits subset, with the full-class split of digit 3."""
     train, test = tiny("Digits")
-    res = pretrain("ConvNet", "Digits", epochs=15, progress=False, log=None, train_data=train, test_data=test)
+    res = pretrain("ConvNet", "Digits", epochs=15, batch_size=32, lr=1e-3, progress=False, log=None, train_data=train, test_data=test)
     return res.model.eval(), make_splits("full_class", train, test, forget_class=3)
 
 
@@ -85,25 +76,6 @@ def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 def whole(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
     return next(data.batches(len(data)))
-
-
-@pytest.mark.parametrize("task", list(TASKS))
-@pytest.mark.parametrize("name", list(METHODS_A))
-def test_contract(name: str, task: str, task_setup: dict[str, tuple[nn.Module, Splits]]) -> None:
-    """Same architecture back, original untouched, weights changed, same seed → same weights."""
-    fn, config, overrides = METHODS_A[name]
-    assert METHODS.get(name).config is config
-    original, splits = task_setup[task]
-    before = state(original)
-    out1 = fn(copy.deepcopy(original), splits, config(seed=1, **overrides))
-    out2 = fn(copy.deepcopy(original), splits, config(seed=1, **overrides))
-    assert same_state(state(original), before), "the caller's model was modified"
-    s1, s2 = state(out1), state(out2)
-    assert type(out1) is type(original)
-    assert {k: v.shape for k, v in s1.items()} == {k: v.shape for k, v in before.items()}
-    assert not same_state(s1, before), "the method did not change any weight"
-    assert same_state(s1, s2), "two runs with one seed differ"
-    assert not out1.training
 
 
 @pytest.mark.parametrize("task", list(TASKS))

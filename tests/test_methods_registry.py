@@ -76,5 +76,8 @@ def test_method_contract(name: str, task: str) -> None:
     assert after.keys() == original.keys()
     assert all(after[k].shape == original[k].shape and after[k].dtype == original[k].dtype for k in after)
     assert all(torch.equal(v, _model(task).state_dict()[k]) for k, v in original.items()), "checkpoint touched"
+    if name != "baseline":
+        assert not all(torch.equal(after[k], original[k]) for k in after), "the method changed no weight"
+    assert not out.training, "methods hand back a model in eval mode"
     again = _run(name, task).state_dict()
     assert all(torch.equal(after[k], again[k]) for k in after), "not deterministic for a fixed seed"
