@@ -58,14 +58,14 @@ def method_list(suite: dict[str, Any], cli: str | None) -> list[str]:
 
 
 def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root: str | None,
-                      download: bool, progress: bool = True) -> None:
+                      download: bool, progress: bool = True, pretrained: str | None = None) -> None:
     if path.is_file():
         return
     from ssd.train import pretrain
 
     print(f"[suite] pretraining {net} on {dataset} → {path.parent}", file=sys.stderr)
     res = pretrain(net, dataset, data_root=data_root, download=download, seed=0, device=device,
-                   out=path.parent, progress=progress, log=lambda s: print(f"[pretrain] {s}", file=sys.stderr))
+                   out=path.parent, pretrained=pretrained, progress=progress, log=lambda s: print(f"[pretrain] {s}", file=sys.stderr))
     if path.name not in ("best.pt", "last.pt"):
         (path.parent / "best.pt").rename(path)
     print(f"[suite] {net}/{dataset} test accuracy {res.best_acc:.2f}%", file=sys.stderr)
@@ -102,6 +102,19 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     return grid
 
 
+def print_grid(grid: list[Any]) -> None:
+    """What a suite would run: runs per task × dataset × method, and each checkpoint's state."""
+    from collections import Counter
+
+    counts = Counter((s.task, s.dataset, s.net, s.method) for s in grid)
+    for (task, dataset, net, method), n in sorted(counts.items()):
+        print(f"{task:10} {dataset:12} {net:9} {method:16} {n:5d} runs")
+    for net, dataset, path in sorted({(s.net, s.dataset, s.weight_path) for s in grid}):
+        state = "present" if Path(path).is_file() else "missing (pretrained first)"
+        print(f"checkpoint {net}/{dataset}: {path} — {state}")
+    print(f"{len(grid)} runs in total on {grid[0].device if grid else '-'}")
+
+
 def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     p = argparse.ArgumentParser(description="run a suite of unlearning experiments", allow_abbrev=False)
     p.add_argument("--suite", default="quick", help="a name in configs/suites/ or a .toml path")
@@ -117,6 +130,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--report", default=None, help="report folder (default: RESULTS_report beside the results)")
     p.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
+    p.add_argument("--dry-run", action="store_true", help="print the grid and the checkpoints it needs, run nothing")
     args = p.parse_args(argv)
 
     from ssd.experiment import METHOD_ALIASES, Session, method_config, run_one, spec_key
@@ -128,10 +142,13 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     results = Path(args.results or suite.get("results", f"results/{args.suite}.jsonl"))
     logger = args.logger or suite.get("logger", "none")
     grid = build_grid(suite, args)
+    if args.dry_run:
+        print_grid(grid)
+        return []
     resolve_device(grid[0].device if grid else "cpu")
     for net, dataset, path in sorted({(s.net, s.dataset, s.weight_path) for s in grid}):
         ensure_checkpoint(Path(path), net, dataset, grid[0].device, args.data_root, args.download,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, pretrained=suite.get("pretrained", {}).get(net))
     shas = {s.weight_path: sha256_file(s.weight_path) for s in grid}
     done = done_keys([results])
     todo = [s for s in grid if spec_key(s, method_config(s.method, s), shas[s.weight_path]) not in done]

@@ -165,3 +165,22 @@ n_forget = 25
     err = capsys.readouterr().err
     assert "8 already in" in err and ", 0 to run" in err
     assert len(read_rows(results)) == 8
+
+
+def test_paper_suite_grid_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """The paper grid: 2 nets × (5 + 5 full-class + 5 sub-class classes + 1 random) × 5 seeds × 13 methods."""
+    from ssd.suite import run_suite
+
+    assert run_suite(["--suite", "paper", "--dry-run"]) == []
+    out = capsys.readouterr().out
+    assert "2080 runs in total on cuda" in out
+    assert "sub_class  Cifar20      ResNet18  ssd                 25 runs" in out
+    assert "checkpoint ViT/Cifar100: checkpoints/ViT-Cifar100-seed0/best.pt" in out
+
+
+def test_checkpoint_of_another_net_exits_2_naming_both(ckpts: dict[str, Path], tmp_path: Path) -> None:
+    r = _cli("forget_full_class_main.py", "-net", "ResNet18", "-weight_path", str(ckpts["Digits"]), "-dataset",
+             "Digits", "-method", "baseline", "-forget_class", "2", "--logger", "none",
+             "--results", str(tmp_path / "r.jsonl"))
+    assert r.returncode == 2 and "ConvNet with 10 classes" in r.stderr and "ResNet18" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
