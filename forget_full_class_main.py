@@ -17,6 +17,7 @@ from ssd.errors import run_cli
 
 # SSD / LFSSD hyper-parameters for this task, per model: (alpha = selection weighting,
 # lambda = dampening constant). Edit here; --alpha / --lambda override them for one run.
+# ResNet18/ViT: the paper's values. ConvNet: from the MNIST sweeps in docs/measurements.md.
 SSD_PARAMS: SSDParams = {
     "ResNet18": (10.0, 1.0),
     "ViT": (5.0, 1.0),
