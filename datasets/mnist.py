@@ -97,3 +97,18 @@ register_dataset(_spec(MNIST_INFO, "MNIST", None))
 register_dataset(_spec(MNIST_COARSE_INFO, "MNIST", DIGIT_TO_GROUP))
 register_dataset(_spec(FASHION_INFO, "FashionMNIST", None))
 register_dataset(_spec(FASHION_COARSE_INFO, "FashionMNIST", FASHION_TO_GROUP))
+
+
+SHARED_UNPACK = Path(__file__).resolve().parents[2] / "shared" / "data" / "unpack"
+
+
+def unpack_shared_mnist(root: Path) -> Path:
+    """On the project machines: write real MNIST/Fashion-MNIST under `root` from
+    `../shared/data` (idempotent) so scripts need no download; elsewhere use --download."""
+    import subprocess
+
+    if not (root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").is_file():
+        if not SHARED_UNPACK.exists():
+            raise UserError(f"no MNIST under {root} and no {SHARED_UNPACK} to unpack it from; pass --download")
+        subprocess.run([str(SHARED_UNPACK), str(root)], check=True)
+    return root

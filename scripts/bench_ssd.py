@@ -23,7 +23,6 @@ import argparse
 import copy
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,8 +39,9 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from datasets import ImageData, dataset_info, load_dataset  # noqa: E402
+from datasets.mnist import unpack_shared_mnist  # noqa: E402
 from models import build_model  # noqa: E402
-from ssd.errors import UserError, run_cli  # noqa: E402
+from ssd.errors import run_cli  # noqa: E402
 from ssd.importance import compute_importances  # noqa: E402
 from ssd.methods.ssd_methods import SSDConfig, run_ssd  # noqa: E402
 from ssd.splits import Splits, make_splits  # noqa: E402
@@ -62,15 +62,6 @@ def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
-
-
-def ensure_mnist(root: Path) -> Path:
-    if not (root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").is_file():
-        unpack = REPO.parent / "shared" / "data" / "unpack"
-        if not unpack.exists():
-            raise UserError(f"no MNIST under {root} and no {unpack} to unpack it from")
-        subprocess.run([str(unpack), str(root)], check=True)
-    return root
 
 
 def load_net(checkpoint: Path) -> tuple[nn.Module, str]:
@@ -140,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    root = ensure_mnist(Path(args.data_root))
+    root = unpack_shared_mnist(Path(args.data_root))
     train, test = load_dataset("MNIST", train=True, root=root), load_dataset("MNIST", train=False, root=root)
     splits = make_splits("full_class", train, test, forget_class=args.forget_class)
     model, sha = load_net(Path(args.checkpoint))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 
 from datasets import load_dataset  # noqa: E402
+from datasets.mnist import unpack_shared_mnist  # noqa: E402
 from ssd.checkpoint import load_model  # noqa: E402
 from ssd.errors import UserError, run_cli  # noqa: E402
 from ssd.methods.ssd_methods import SSDConfig, ssd_sweep  # noqa: E402
@@ -34,16 +34,6 @@ from ssd.metrics import predict_logits  # noqa: E402
 from ssd.splits import make_splits  # noqa: E402
 
 ALPHAS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
-
-
-def ensure_mnist(root: Path) -> Path:
-    """Unpack the shared real MNIST into `root` unless it is there already."""
-    if not (root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").is_file():
-        unpack = REPO.parent / "shared" / "data" / "unpack"
-        if not unpack.exists():
-            raise UserError(f"no MNIST under {root} and no {unpack} to unpack it from")
-        subprocess.run([str(unpack), str(root)], check=True)
-    return root
 
 
 def ensure_checkpoint(path: Path, data_root: Path, seed: int) -> Path:
@@ -92,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    root = ensure_mnist(Path(args.data_root))
+    root = unpack_shared_mnist(Path(args.data_root))
     ckpt = ensure_checkpoint(Path(args.checkpoint), root, args.seed)
     model, meta = load_model(ckpt, device="cpu")
     train, test = load_dataset("MNIST", train=True, root=root), load_dataset("MNIST", train=False, root=root)

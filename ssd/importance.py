@@ -28,6 +28,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from datasets.base import ImageData, prepare
+from ssd.utils import model_device
 
 Mode = Literal["batch", "sample", "lf"]
 MODES: tuple[str, ...] = ("batch", "sample", "lf")
@@ -105,11 +106,6 @@ def ordered_batches(
         yield (x if dtype is None or dtype == x.dtype else x.to(dtype)), y
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def compute_importances(
     model: nn.Module,
     data: ImageData,
@@ -133,7 +129,7 @@ def compute_importances(
         raise ValueError(f"unknown importance mode {mode!r}; choose one of {MODES}")
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be positive")
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = torch.device(device) if device is not None else model_device(model)
     named = list(model.named_parameters())
     imps = {n: torch.zeros(p.shape, dtype=torch.float32, device=p.device) for n, p in named}
     wanted = [(n, p) for n, p in named if only is None or only(n)]

@@ -19,14 +19,9 @@ from torch import nn
 
 from datasets.base import ImageData
 from ssd.splits import Splits
-from ssd.utils import synchronize
+from ssd.utils import model_device, synchronize
 
 NAN = float("nan")
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
 
 
 def predict_logits(
@@ -42,7 +37,7 @@ def predict_logits(
     does not silently switch BatchNorm/Dropout off for the rest of the run.
     `device` defaults to where the model's parameters are.
     """
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = torch.device(device) if device is not None else model_device(model)
     if len(data) == 0:
         return torch.empty(0, data.info.num_classes)
     modes = [(m, m.training) for m in model.modules()]
@@ -274,7 +269,7 @@ def evaluate(
     A `details` dict, when given, receives per-class test accuracy and (up to
     MAX_CONFUSION_CLASSES classes) confusion matrices of the forget set and retain-test set.
     """
-    dev = torch.device(device) if device is not None else _model_device(model)
+    dev = torch.device(device) if device is not None else model_device(model)
     synchronize(dev)
     start = time.perf_counter()
 

@@ -34,6 +34,12 @@ def resolve_device(device: str | None = None, gpu: bool = False) -> torch.device
     return dev
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model's weights live (CPU for a model without parameters)."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued kernels so wall-clock timings mean something."""
     if device.type == "cuda":

@@ -8,10 +8,16 @@ subprocess alike.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from synthetic import SYNTH_CIFAR10, SYNTH_CIFAR100, SYNTH_MNIST, write_cifar10, write_cifar100, write_mnist
+from tiny_digits import task_setups, trained_digits
+from torch import nn
+
+from ssd.splits import Splits
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -44,3 +50,24 @@ def synthetic_mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_mnist(root, *SYNTH_MNIST, seed=0, name="MNIST")
     write_mnist(root, *SYNTH_MNIST, seed=1, name="FashionMNIST")
     return root
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny convolutions gain nothing from threads, and on a shared 2-core box they thrash."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def task_setup() -> dict[str, tuple[nn.Module, Splits]]:
+    """Per task: a seeded, untrained ConvNet on tiny Digits and its splits (tests copy the model)."""
+    return task_setups()
+
+
+@pytest.fixture(scope="session")
+def trained() -> tuple[nn.Module, Splits]:
+    """A ConvNet fitted to tiny Digits and the full-class split of digit 3 (tests copy the model)."""
+    return trained_digits()

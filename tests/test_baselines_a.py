@@ -5,15 +5,14 @@ and the classroom ConvNet keep the file to seconds on a CPU."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_digits import TASKS, same_state, state
 from torch import nn
 
-from datasets import ImageData, dataset_info, load_dataset
+from datasets import ImageData, dataset_info
 from models import build_model
 from ssd.errors import UserError
 from ssd.methods.amnesiac import wrong_labels
@@ -23,55 +22,8 @@ from ssd.methods.fisher import FisherConfig, fisher, fisher_diagonal
 from ssd.methods.ntk import NTKConfig, logit_jacobian, ntk
 from ssd.methods.unsir import TASK_NOISE_STEPS, learn_noise
 from ssd.splits import Splits, make_splits
-from ssd.train import pretrain
 
-N_TRAIN, N_TEST = 400, 150
-TASKS: dict[str, tuple[str, dict[str, Any]]] = {
-    "full_class": ("Digits", {"forget_class": 3}),
-    "sub_class": ("DigitsCoarse", {"forget_class": 3}),  # fine digit 3 inside coarse "curves"
-    "random": ("Digits", {"n_forget": 40}),
-}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny convolutions gain nothing from threads, and on a shared 2-core box they thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny(name: str) -> tuple[ImageData, ImageData]:
-    train, test = load_dataset(name, train=True), load_dataset(name, train=False)
-    return train.subset(range(N_TRAIN)), test.subset(range(N_TEST))
-
-
-@pytest.fixture(scope="module")
-def task_setup() -> dict[str, tuple[nn.Module, Splits]]:
-    """Per task: a seeded, untrained ConvNet and its splits (contracts need no training)."""
-    out = {}
-    for task, (dataset, kw) in TASKS.items():
-        train, test = tiny(dataset)
-        torch.manual_seed(0)
-        out[task] = (build_model("ConvNet", train.info).eval(), make_splits(task, train, test, seed=0, **kw))
-    return out
-
-
-@pytest.fixture(scope="module")
-def trained() -> tuple[nn.Module, Splits]:
-    """A ConvNet fitted to the tiny Digits subset, with the full-class split of digit 3."""
-    train, test = tiny("Digits")
-    res = pretrain("ConvNet", "Digits", epochs=15, batch_size=32, lr=1e-3, progress=False, log=None, train_data=train, test_data=test)
-    return res.model.eval(), make_splits("full_class", train, test, forget_class=3)
-
-
-def state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def whole(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,6 +14,9 @@ from tqdm import tqdm
 from datasets.base import ImageData
 from ssd.methods.registry import MethodConfig
 from ssd.splits import Splits
+from ssd.utils import model_device
+
+__all__ = ["cross_entropy", "generator_for", "model_device", "train_epochs", "untrained_like"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -21,10 +24,6 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 def generator_for(cfg: MethodConfig, offset: int = 0) -> torch.Generator:
     """A CPU generator seeded from the method's seed: shuffles and noise never depend on the device."""
     return torch.Generator().manual_seed(cfg.seed + offset)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

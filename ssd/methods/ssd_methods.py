@@ -25,6 +25,7 @@ from ssd.errors import UserError
 from ssd.importance import MODES, ORDERS, compute_importances, make_order, shuffled_order
 from ssd.methods.registry import MethodConfig, register_method
 from ssd.splits import Splits
+from ssd.utils import model_device
 
 REFERENCES = ("full", "retain")
 
@@ -71,11 +72,6 @@ def check_config(cfg: SSDConfig) -> None:
         raise UserError("SSD batch_size and chunk_size must be positive")
 
 
-def _device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def ssd_importances(
     model: nn.Module,
     d_data: ImageData,
@@ -91,7 +87,7 @@ def ssd_importances(
     paper order is taken as given; shuffled orders are seeded permutations.
     """
     check_config(cfg)
-    device = _device(model)
+    device = model_device(model)
     keep = make_param_filter(model, cfg.params, cfg.exclude_norm)
     d_order = make_order(cfg.order, d_data, cfg.seed, forget=df_data)
     df_order = None if cfg.order == "paper" else shuffled_order(len(df_data), cfg.seed)
@@ -197,7 +193,7 @@ def reference_data(splits: Splits, reference: str) -> ImageData:
 def run_ssd(model: nn.Module, splits: Splits, cfg: SSDConfig) -> nn.Module:
     """The registered methods' body; the stats land in `splits.context["ssd_stats"]`."""
     check_config(cfg)
-    device = _device(model)
+    device = model_device(model)
     # cfg.cache_dir wins; otherwise the experiment driver's cache folder (None: no cache)
     cache_dir = cfg.cache_dir or splits.context.get("cache_dir")
     cache = ImportanceCache(Path(cache_dir) / "importances") if cache_dir else None
