@@ -21,7 +21,7 @@ from torch import nn
 import ssd.methods  # noqa: F401  (registers the built-in methods)
 from datasets import ImageData, dataset_info, load_dataset, resolve_class
 from models import build_model
-from ssd.checkpoint import load_model
+from ssd.checkpoint import load_model, read_checkpoint, save_checkpoint
 from ssd.errors import UserError
 from ssd.methods.registry import METHODS, MethodConfig
 from ssd.results import run_key
@@ -72,13 +72,33 @@ class Session:
         self.cache_dir = Path(cache_dir)
         self._data: dict[tuple[str, str | None, bool], ImageData] = {}
         self._models: dict[tuple[str, str, str, str], tuple[nn.Module, dict[str, Any]]] = {}
-        self.retrained: dict[tuple[str, str, int], nn.Module] = {}
+        self.retrained: dict[str, nn.Module] = {}
 
     def data(self, spec: RunSpec, train: bool) -> ImageData:
         key = (spec.dataset, spec.data_root, train)
         if key not in self._data:
             self._data[key] = load_dataset(spec.dataset, train=train, root=spec.data_root, download=spec.download)
         return self._data[key]
+
+    def retrained_path(self, net: str, split_hash: str) -> Path:
+        return self.cache_dir / "retrained" / f"{net}-{split_hash[:24]}.pt"
+
+    def save_retrained(self, net: str, splits: Splits, model: nn.Module, config: dict[str, Any]) -> None:
+        """Keep the retrained model of this split: later runs of any method (here or in another
+        process) score their activation distance to it."""
+        key = splits.context["split_hash"]
+        self.retrained[f"{net}/{key}"] = model
+        save_checkpoint(self.retrained_path(net, key), model,
+                        {"net": net, "dataset": splits.context.get("dataset"), "split_hash": key, "config": config})
+
+    def load_retrained(self, net: str, splits: Splits) -> nn.Module | None:
+        key = splits.context["split_hash"]
+        if f"{net}/{key}" not in self.retrained and self.retrained_path(net, key).is_file() and splits.model_factory:
+            state, _ = read_checkpoint(self.retrained_path(net, key))
+            model = splits.model_factory()
+            model.load_state_dict(state)
+            self.retrained[f"{net}/{key}"] = model.eval()
+        return self.retrained.get(f"{net}/{key}")
 
     def model(self, spec: RunSpec) -> tuple[nn.Module, dict[str, Any]]:
         key = (spec.weight_path, spec.net, spec.dataset, spec.device)
@@ -149,14 +169,13 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
     synchronize(device)
     method_time = time.perf_counter() - t0
 
-    ref_key = (spec.task, str(spec.forget_class), spec.seed)
     if method == "retrain":
-        session.retrained[ref_key] = model
+        session.save_retrained(spec.net, splits, model, dataclasses.asdict(cfg))
     torch.manual_seed(spec.seed)
     untrained = splits.model_factory() if splits.model_factory else None
     details: dict[str, Any] = {}
     metrics = evaluate(model, splits, device=device, untrained=untrained,
-                       retrained=session.retrained.get(ref_key), seed=spec.seed, details=details)
+                       retrained=session.load_retrained(spec.net, splits), seed=spec.seed, details=details)
     metrics["MethodTime"] = method_time
     info = dataset_info(spec.dataset)
     fc = splits.forget_fine_class if spec.task == "sub_class" else splits.forget_class

@@ -102,6 +102,42 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     return grid
 
 
+def run_sweeps(suite: dict[str, Any], args: argparse.Namespace, results: Path, session: Any, shas: dict[str, str],
+               device: str) -> None:
+    """The suite's `[[sweeps]]` (α or λ grids on one forget request), after the grid; a sweep
+    already in the results file is skipped, so they resume like runs."""
+    from ssd.experiment import RunSpec
+    from ssd.results import append_row, read_rows, run_key
+    from ssd.sweep import DEFAULT_METHODS, run_sweep
+    from ssd.utils import sha256_file
+
+    have = {r["sweep"].get("suite_sweep") for r in read_rows(results) if isinstance(r.get("sweep"), dict)}
+    seed = (parse_seeds(args.seeds) if args.seeds else list(suite.get("seeds", [0])))[0]
+    for sw in suite.get("sweeps", []):
+        net = sw.get("net", (suite.get("nets") or ["ConvNet"])[0])
+        ckpt = suite.get("checkpoints", {}).get(f"{net}/{sw['dataset']}", f"checkpoints/{net}-{sw['dataset']}-seed0/best.pt")
+        ensure_checkpoint(Path(ckpt), net, sw["dataset"], device, args.data_root, args.download,
+                          progress=not args.no_progress, pretrained=suite.get("pretrained", {}).get(net))
+        shas.setdefault(ckpt, sha256_file(ckpt))
+        sweep_id = run_key({**sw, "net": net, "seed": seed, "checkpoint_sha256": shas[ckpt]})
+        if sweep_id in have:
+            continue
+        spec = RunSpec(task=sw["task"], net=net, dataset=sw["dataset"], weight_path=ckpt, method="ssd",
+                       forget_class=sw.get("forget_class"), n_forget=sw.get("n_forget", 100), seed=seed,
+                       device=device, data_root=args.data_root, download=args.download,
+                       retain_eval_size=suite.get("retain_eval_size", 5000), overrides=dict(sw.get("set", {})))
+
+        def sink(row: dict[str, Any], sweep_id: str = sweep_id) -> None:
+            row["sweep"]["suite_sweep"] = sweep_id
+            append_row(results, row)
+
+        print(f"[suite] sweep {sw['task']} {sw['dataset']} {sw.get('forget_class') or ''}: "
+              f"alphas {sw.get('alphas')} lambdas {sw.get('lambdas', [1.0])}", file=sys.stderr)
+        run_sweep(spec, alphas=sw.get("alphas", [10.0]), lambdas=sw.get("lambdas", [1.0]),
+                  methods=sw.get("methods", DEFAULT_METHODS), baseline_alphas=sw.get("baseline_alphas"),
+                  session=session, sink=sink)
+
+
 def print_grid(grid: list[Any]) -> None:
     """What a suite would run: runs per task × dataset × method, and each checkpoint's state."""
     from collections import Counter
@@ -173,6 +209,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
             log_wandb(row, project=f"{spec.net}_{spec.dataset}_{spec.task}_{row['forget_class_name'] or 'random'}",
                       name=row["method"], directory=results.parent)
+    run_sweeps(suite, args, results, session, shas, grid[0].device if grid else (args.device or "cpu"))
     keys = {spec_key(s, method_config(s.method, s), shas[s.weight_path]) for s in grid}
     rows = [r for r in read_rows(results) if r.get("run_key") in keys]
     shown = ("DrTest", "DfTest", "Df", "MIA", "MethodTime")

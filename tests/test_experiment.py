@@ -149,22 +149,31 @@ classes = ["2"]
 task = "random"
 dataset = "Digits"
 n_forget = 25
+[[sweeps]]
+task = "full_class"
+dataset = "Digits"
+forget_class = "2"
+alphas = [1, 100]
+baseline_alphas = [0.1]
+methods = ["ssd", "global_dampening"]
 [checkpoints]
 "ConvNet/Digits" = "{ckpts['Digits']}"
 """)
     args = ["--suite", str(suite), "--no-progress", "--cache-dir", str(tmp_path / "cache"), "--no-report"]
     first = run_suite(args)
-    assert len(first) == 8 and len(read_rows(results)) == 8
+    sweep_rows = [r for r in read_rows(results) if "sweep" in r]
+    assert len(first) == 8 and len(read_rows(results)) == 8 + len(sweep_rows)
+    assert [r["method"] for r in sweep_rows] == ["baseline", "ssd", "ssd", "global_dampening"]
     out = capsys.readouterr()
     assert "baseline" in out.out and "± " in out.out
     lines = results.read_text().splitlines()
-    results.write_text("\n".join(lines[:5]) + "\n")  # as if killed after 5 runs
+    results.write_text("\n".join(lines[:5]) + "\n")  # as if killed after 5 runs (before the sweeps)
     run_suite(args)
-    assert "5 already in" in capsys.readouterr().err and len(read_rows(results)) == 8
+    assert "5 already in" in capsys.readouterr().err and len(read_rows(results)) == 8 + len(sweep_rows)
     run_suite(args)
     err = capsys.readouterr().err
-    assert "8 already in" in err and ", 0 to run" in err
-    assert len(read_rows(results)) == 8
+    assert "8 already in" in err and ", 0 to run" in err and "[suite] sweep" not in err
+    assert len(read_rows(results)) == 8 + len(sweep_rows)
 
 
 def test_paper_suite_grid_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
@@ -184,3 +193,17 @@ def test_checkpoint_of_another_net_exits_2_naming_both(ckpts: dict[str, Path], t
              "--results", str(tmp_path / "r.jsonl"))
     assert r.returncode == 2 and "ConvNet with 10 classes" in r.stderr and "ResNet18" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_activation_distance_uses_a_retrained_model_from_an_earlier_process(ckpts: dict[str, Path],
+                                                                          tmp_path: Path) -> None:
+    """ActDist needs the retrained model of the same split: kept in the cache folder across runs."""
+    common = ["-net", "ConvNet", "-weight_path", str(ckpts["Digits"]), "-dataset", "Digits", "-forget_class", "2",
+              "--logger", "none", "--results", str(tmp_path / "r.jsonl"), "--cache-dir", str(tmp_path / "cache")]
+    first = forget_full_class_main.main([*common, "-method", "baseline"])
+    assert "ActDist" not in first["metrics"]
+    forget_full_class_main.main([*common, "-method", "retrain", "-epochs", "2"])
+    again = forget_full_class_main.main([*common, "-method", "baseline", "-seed", "0"])
+    assert again["metrics"]["ActDist"] > 0
+    other_seed = forget_full_class_main.main([*common, "-method", "baseline", "-seed", "1"])
+    assert "ActDist" not in other_seed["metrics"]  # another seed is another split
