@@ -46,7 +46,7 @@ def _open(kind: str, name: str, root: Path, train: bool, download: bool) -> Any:
     """
     from torchvision import datasets as tv
 
-    cls = getattr(tv, kind)
+    cls = {"MNIST": tv.MNIST, "FashionMNIST": tv.FashionMNIST}[kind]
     folder = root / kind / "raw"
     try:
         return cls(str(root), train=train, download=download)
