@@ -31,7 +31,12 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     p.add_argument("-b", type=int, default=None, help="batch size for every method (default: each method's own)")
     p.add_argument("-warm", type=int, default=None, help="accepted for the authors' scripts; unused")
     p.add_argument("-lr", type=float, default=None, help="accepted for the authors' scripts; unused")
-    p.add_argument("-method", required=True, help="unlearning method (see --list-methods)")
+    import ssd.methods  # noqa: F401  (registers the methods named in the help)
+    from ssd.experiment import METHOD_ALIASES
+    from ssd.methods.registry import METHODS
+
+    p.add_argument("-method", required=True, help="unlearning method: " + ", ".join(METHODS.names())
+                   + " (the authors' " + ", ".join(METHOD_ALIASES) + " work too)")
     p.add_argument("-forget_class", default=None, help="class to forget, by name or index"
                    + (" (a fine class)" if task == "sub_class" else ""))
     p.add_argument("-epochs", type=int, default=None, help="epochs for methods that train (default: theirs)")
