@@ -113,10 +113,22 @@ class ImageData:
         augment: bool = False,
         drop_last: bool = False,
         device: torch.device | str | None = None,
+        order: torch.Tensor | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield `(x, y)`: x normalised float32 on `device` (default: where the data is)."""
+        """Yield `(x, y)`: x normalised float32 on `device` (default: where the data is).
+
+        Rows come in `order` (positions in this object) when given, e.g. the authors'
+        class-sorted order for SSD importances; else shuffled or as stored.
+        """
         n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        if order is not None:
+            order = order.cpu().long()
+            if order.numel() != n:
+                raise ValueError(f"order has {order.numel()} rows, data has {n}")
+        elif shuffle:
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
         stop = n - n % batch_size if drop_last else n
         dev = torch.device(device) if device is not None else self.images.device
         for start in range(0, stop, batch_size):

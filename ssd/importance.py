@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from datasets.base import ImageData, prepare
+from datasets.base import ImageData
 from ssd.utils import model_device
 
 Mode = Literal["batch", "sample", "lf"]
@@ -89,20 +89,9 @@ def ordered_batches(
     device: torch.device | None = None,
     dtype: torch.dtype | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Normalised `(x, y)` batches in `order` without copying the whole data set first.
-
-    `dtype` casts x to a half-precision model's dtype (float32 otherwise).
-    """
-    n = len(data)
-    rows = torch.arange(n) if order is None else order.cpu().long()
-    if rows.numel() != n:
-        raise ValueError(f"order has {rows.numel()} rows, data has {n}")
-    dev = device if device is not None else data.images.device
-    for start in range(0, n, batch_size):
-        idx = rows[start : start + batch_size].to(data.images.device)
-        x = data.images[idx].to(dev, non_blocking=True)
-        y = data.targets[idx].to(dev, non_blocking=True)
-        x = prepare(x, data.info)
+    """Normalised `(x, y)` batches in `order` (ImageData.batches), x cast to `dtype` when given
+    (a half-precision model's; float32 otherwise)."""
+    for x, y in data.batches(batch_size, order=order, device=device):
         yield (x if dtype is None or dtype == x.dtype else x.to(dtype)), y
 
 
