@@ -19,7 +19,6 @@ weights and `.grad` fields are never touched (gradients come from `autograd.grad
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -28,27 +27,12 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from datasets.base import ImageData
-from ssd.utils import model_device
+from ssd.utils import evaluation_state, model_device
 
 Mode = Literal["batch", "sample", "lf"]
 MODES: tuple[str, ...] = ("batch", "sample", "lf")
 ORDERS: tuple[str, ...] = ("paper", "shuffled")
 NameFilter = Callable[[str], bool]
-
-
-@contextmanager
-def evaluation_state(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the duration; every module's mode and every `requires_grad` restored after."""
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def paper_order(data: ImageData, forget: ImageData | None = None) -> torch.Tensor:

@@ -13,13 +13,11 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
 from datasets.base import ImageData
 from ssd.splits import Splits
-from ssd.utils import model_device, synchronize
+from ssd.utils import evaluation_state, model_device, synchronize
 
 NAN = float("nan")
 
@@ -40,14 +38,8 @@ def predict_logits(
     dev = torch.device(device) if device is not None else model_device(model)
     if len(data) == 0:
         return torch.empty(0, data.info.num_classes)
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = [model(x).float().cpu() for x, _ in data.batches(batch_size, device=dev)]
-    finally:
-        for m, mode in modes:
-            m.training = mode
+    with evaluation_state(model), torch.no_grad():
+        out = [model(x).float().cpu() for x, _ in data.batches(batch_size, device=dev)]
     return torch.cat(out)
 
 
@@ -114,6 +106,8 @@ def mia_entropy(
         return NAN
     x = torch.cat([entropy(retain_logits), entropy(test_logits)]).numpy().reshape(-1, 1)
     y = np.concatenate([np.ones(retain_logits.shape[0]), np.zeros(test_logits.shape[0])])
+    from sklearn.linear_model import LogisticRegression  # here: training need not import sklearn
+
     clf = LogisticRegression(class_weight="balanced", solver="lbfgs", random_state=seed)
     clf.fit(x, y)
     pred = clf.predict(entropy(forget_logits).numpy().reshape(-1, 1))
@@ -126,20 +120,27 @@ def tpr_at_fpr(member_scores: torch.Tensor, nonmember_scores: torch.Tensor, fpr:
     With fewer than 1/fpr non-members the attainable FPR steps are coarser than `fpr`, so
     this becomes the TPR at FPR 0 — the strict reading (Carlini et al. 2022).
     """
+    from sklearn.metrics import roc_curve
+
     if member_scores.numel() == 0 or nonmember_scores.numel() == 0:
         return NAN
-    y = np.concatenate([np.ones(member_scores.numel()), np.zeros(nonmember_scores.numel())])
-    s = torch.cat([member_scores.flatten(), nonmember_scores.flatten()]).double().numpy()
-    fprs, tprs, _ = roc_curve(y, s, drop_intermediate=False)
+    fprs, tprs, _ = roc_curve(*_labelled(member_scores, nonmember_scores), drop_intermediate=False)
     return float(tprs[fprs <= fpr + 1e-12].max())
 
 
 def _auc(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> float:
+    from sklearn.metrics import roc_auc_score
+
     if member_scores.numel() == 0 or nonmember_scores.numel() == 0:
         return NAN
+    return float(roc_auc_score(*_labelled(member_scores, nonmember_scores)))
+
+
+def _labelled(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(labels 1 = member / 0 = non-member, scores) as an attack's ROC inputs."""
     y = np.concatenate([np.ones(member_scores.numel()), np.zeros(nonmember_scores.numel())])
     s = torch.cat([member_scores.flatten(), nonmember_scores.flatten()]).double().numpy()
-    return float(roc_auc_score(y, s))
+    return y, s
 
 
 def mia_scores(

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from datasets import ImageData, dataset_info, load_dataset
 from models import build_model
 from ssd.checkpoint import save_checkpoint
+from ssd.metrics import accuracy, predict_logits
 from ssd.schedules import Schedule, load_schedule
 from ssd.utils import code_version, resolve_device, seed_everything, synchronize
 
@@ -33,16 +34,9 @@ class EpochStats:
     lr: float
 
 
-@torch.no_grad()
 def eval_accuracy(model: nn.Module, data: ImageData, batch_size: int = 512) -> float:
     """Percent correct over samples (not a mean of per-batch accuracies)."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    for x, y in data.batches(batch_size):
-        correct += int((model(x).argmax(1) == y).sum())
-    model.train(was_training)
-    return 100.0 * correct / max(len(data), 1)
+    return accuracy(predict_logits(model, data, batch_size=batch_size), data.targets)
 
 
 def fit(

@@ -7,6 +7,8 @@ import os
 import random
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,22 @@ def model_device(model: torch.nn.Module) -> torch.device:
     """Where a model's weights live (CPU for a model without parameters)."""
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
+
+
+@contextmanager
+def evaluation_state(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode for the duration; every module's mode and every `requires_grad` restored after,
+    so scoring or measuring mid-training never leaves BatchNorm/Dropout switched."""
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def synchronize(device: torch.device) -> None:
