@@ -70,10 +70,9 @@ def run_sweep(
     SSD settings such as order="paper"). The first row is the unmodified model
     (method "baseline", sweep param "none"), the reference the figures draw.
     """
-    from ssd.cache import ImportanceCache
     from ssd.experiment import Session, build_splits, method_config
     from ssd.methods.registry import METHODS
-    from ssd.methods.ssd_methods import reference_data, ssd_sweep
+    from ssd.methods.ssd_methods import importance_cache, reference_data, ssd_sweep
     from ssd.metrics import evaluate
 
     session = session or Session()
@@ -118,7 +117,7 @@ def run_sweep(
             cfg = method_config(method, dataclasses.replace(spec, method=method))
             if method == "lfssd":
                 cfg = dataclasses.replace(cfg, mode="lf")
-            cache = ImportanceCache(cfg.cache_dir or session.cache_dir)
+            cache = importance_cache(cfg, session.cache_dir)
             clock = [time.perf_counter()]
             point_metrics: list[tuple[dict[str, Any], dict[str, Any]]] = []
 

@@ -51,7 +51,7 @@ def test_sweep_reuses_importances_and_huge_alpha_is_the_baseline(ckpt: Path, tmp
     rows = run_sweep(_spec(ckpt), alphas=ALPHAS, lambdas=(1.0,), baseline_alphas=BASELINE_ALPHAS,
                      session=session, sink=sunk.append)
     assert len(seen) == 2 and seen[0] > seen[1]  # D once, Df once, for all three α
-    assert list(tmp_path.joinpath("cache").glob("importance-*.pt"))  # D's importances were cached
+    assert list(tmp_path.joinpath("cache", "importances").glob("importance-*.pt"))  # D's importances, where runs keep them
     assert sunk == rows
     counts = {m: sum(r["method"] == m for r in rows) for m in {r["method"] for r in rows}}
     assert counts == {"baseline": 1, "ssd": 3, "output_dampening": 2, "global_dampening": 2}

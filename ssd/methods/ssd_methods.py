@@ -190,13 +190,19 @@ def reference_data(splits: Splits, reference: str) -> ImageData:
     raise UserError(f"SSD reference must be one of {', '.join(REFERENCES)}; got {reference!r}")
 
 
+def importance_cache(cfg: SSDConfig, driver_cache_dir: str | Path | None) -> ImportanceCache | None:
+    """Where D's importances are cached: `cfg.cache_dir` if set, else the experiment driver's
+    cache folder + `importances/` (runs and sweeps share it), else nowhere."""
+    if cfg.cache_dir:
+        return ImportanceCache(cfg.cache_dir)
+    return ImportanceCache(Path(driver_cache_dir) / "importances") if driver_cache_dir else None
+
+
 def run_ssd(model: nn.Module, splits: Splits, cfg: SSDConfig) -> nn.Module:
     """The registered methods' body; the stats land in `splits.context["ssd_stats"]`."""
     check_config(cfg)
     device = model_device(model)
-    # cfg.cache_dir wins; otherwise the experiment driver's cache folder (None: no cache)
-    cache_dir = cfg.cache_dir or splits.context.get("cache_dir")
-    cache = ImportanceCache(Path(cache_dir) / "importances") if cache_dir else None
+    cache = importance_cache(cfg, splits.context.get("cache_dir"))
     d_data = reference_data(splits, cfg.reference).to(device)
     stats = ssd_unlearn(model, d_data, splits.forget.to(device), cfg, cache,
                         checkpoint_sha256=splits.context.get("checkpoint_sha256"))
