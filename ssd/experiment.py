@@ -177,11 +177,19 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
     metrics = evaluate(model, splits, device=device, untrained=untrained,
                        retrained=session.load_retrained(spec.net, splits), seed=spec.seed, details=details)
     metrics["MethodTime"] = method_time
+    return result_row(spec, method, cfg, meta, splits, metrics, details, spec_key(spec, cfg, meta["sha256"]))
+
+
+def result_row(spec: RunSpec, method: str, cfg: MethodConfig, meta: dict[str, Any], splits: Splits,
+               metrics: dict[str, Any], details: dict[str, Any], key: str) -> dict[str, Any]:
+    """One result line: metrics plus everything needed to trust, re-run and compare it
+    (resolved config, split hash, seed, checkpoint sha256, code version). Runs and sweep
+    points both write this shape."""
     info = dataset_info(spec.dataset)
     fc = splits.forget_fine_class if spec.task == "sub_class" else splits.forget_class
     names = info.fine_classes if spec.task == "sub_class" else info.classes
     return {
-        "run_key": spec_key(spec, cfg, meta["sha256"]),
+        "run_key": key,
         "task": spec.task, "net": spec.net, "dataset": spec.dataset, "method": method,
         "forget_class": None if fc is None else int(fc),
         "forget_class_name": None if fc is None or names is None else names[fc],

@@ -20,7 +20,6 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -162,28 +161,13 @@ def _num(v: Any) -> str:
 
 def _row(spec: Any, method: str, cfg: Any, meta: dict[str, Any], splits: Any, metrics: dict[str, Any],
          details: dict[str, Any], sweep: dict[str, Any]) -> Row:
-    """A row like `run_one`'s (same keys) plus the sweep point; its run_key cannot collide with a suite run's."""
-    from datasets import dataset_info
-    from ssd.experiment import spec_key
+    """A row like `run_one`'s plus the sweep point; its run_key cannot collide with a suite run's."""
+    from ssd.experiment import result_row, spec_key
     from ssd.results import run_key
-    from ssd.utils import code_version
 
     point_spec = dataclasses.replace(spec, method=method)
-    info = dataset_info(spec.dataset)
-    fc = splits.forget_fine_class if spec.task == "sub_class" else splits.forget_class
-    names = info.fine_classes if spec.task == "sub_class" else info.classes
-    return {
-        "run_key": run_key({"sweep_of": spec_key(point_spec, cfg, meta["sha256"]), "param": sweep["param"]}),
-        "task": spec.task, "net": spec.net, "dataset": spec.dataset, "method": method,
-        "forget_class": None if fc is None else int(fc),
-        "forget_class_name": None if fc is None or names is None else names[fc],
-        "seed": spec.seed, "metrics": metrics, "details": details, "sweep": sweep,
-        "config": {"method": dataclasses.asdict(cfg), "run": dataclasses.asdict(point_spec)},
-        "split_hash": splits.context.get("split_hash"),
-        "n_forget": len(splits.forget), "n_retain": len(splits.retain),
-        "checkpoint": spec.weight_path, "checkpoint_sha256": meta["sha256"],
-        "code_version": code_version(), "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    key = run_key({"sweep_of": spec_key(point_spec, cfg, meta["sha256"]), "param": sweep["param"]})
+    return {**result_row(point_spec, method, cfg, meta, splits, metrics, details, key), "sweep": sweep}
 
 
 def build_parser() -> argparse.ArgumentParser:
