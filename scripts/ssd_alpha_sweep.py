@@ -30,7 +30,7 @@ from datasets.mnist import unpack_shared_mnist  # noqa: E402
 from ssd.checkpoint import load_model  # noqa: E402
 from ssd.errors import UserError, run_cli  # noqa: E402
 from ssd.methods.ssd_methods import SSDConfig, ssd_sweep  # noqa: E402
-from ssd.metrics import predict_logits  # noqa: E402
+from ssd.metrics import class_accuracy, predict_logits  # noqa: E402
 from ssd.splits import make_splits  # noqa: E402
 
 ALPHAS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
@@ -51,9 +51,7 @@ def ensure_checkpoint(path: Path, data_root: Path, seed: int) -> Path:
 
 def per_class_accuracy(model: torch.nn.Module, images, num_classes: int) -> torch.Tensor:  # type: ignore[no-untyped-def]
     """Percent correct per class over a test set."""
-    pred = predict_logits(model, images).argmax(1)
-    y = images.targets.cpu()
-    return torch.stack([100.0 * (pred[y == c] == c).float().mean() for c in range(num_classes)])
+    return torch.tensor(class_accuracy(predict_logits(model, images), images.targets, num_classes))
 
 
 def summarise(acc: torch.Tensor, base: torch.Tensor, forget: int, test_targets: torch.Tensor) -> dict[str, float]:

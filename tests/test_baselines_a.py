@@ -15,9 +15,8 @@ from torch import nn
 from datasets import ImageData, dataset_info
 from models import build_model
 from ssd.errors import UserError
-from ssd.methods.amnesiac import wrong_labels
 from ssd.methods.blindspot import BlindspotConfig, blindspot
-from ssd.methods.common import untrained_like
+from ssd.methods.common import untrained_like, wrong_labels
 from ssd.methods.fisher import FisherConfig, fisher, fisher_diagonal
 from ssd.methods.ntk import NTKConfig, logit_jacobian, ntk
 from ssd.methods.unsir import TASK_NOISE_STEPS, learn_noise

@@ -16,9 +16,10 @@ from torch import nn
 
 import models.convnet  # noqa: F401  (registers ConvNet)
 from datasets import ImageData
+from ssd.methods.common import wrong_labels
 from ssd.methods.jit import TASK_SIGMA, JiTConfig, jit
 from ssd.methods.neggrad_plus import NegGradPlusConfig, neggrad_plus
-from ssd.methods.salun import SalUnConfig, random_other_labels, saliency_mask, salun
+from ssd.methods.salun import SalUnConfig, saliency_mask, salun
 from ssd.methods.scrub import ScrubConfig, scrub
 from ssd.splits import Splits
 from ssd.train import eval_accuracy as accuracy
@@ -51,7 +52,7 @@ def test_salun_only_moves_masked_weights(task_setup: dict[str, tuple[nn.Module, 
 def test_salun_random_labels_never_true() -> None:
     gen = torch.Generator().manual_seed(0)
     y = torch.arange(10).repeat(500)
-    new = random_other_labels(y, 10, gen)
+    new = wrong_labels(y, 10, gen)
     assert (new != y).all()
     assert new.min() >= 0 and new.max() <= 9
     for c in range(10):  # every other class is reachable from c

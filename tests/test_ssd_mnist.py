@@ -21,7 +21,7 @@ from datasets import ImageData, load_dataset
 from ssd.cache import ImportanceCache
 from ssd.methods.registry import METHODS
 from ssd.methods.ssd_methods import SSDConfig, ssd_unlearn
-from ssd.metrics import predict_logits
+from ssd.metrics import class_accuracy, predict_logits
 from ssd.splits import Splits, make_splits
 from ssd.train import pretrain
 
@@ -36,9 +36,7 @@ class Trained:
 
 
 def per_digit(model: nn.Module, test: ImageData) -> torch.Tensor:
-    pred = predict_logits(model, test).argmax(1)
-    y = test.targets.cpu()
-    return torch.stack([100.0 * (pred[y == c] == c).float().mean() for c in range(10)])
+    return torch.tensor(class_accuracy(predict_logits(model, test), test.targets, 10))
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from datasets.base import concat_data, with_targets
-from ssd.methods.common import generator_for, train_epochs
+from ssd.methods.common import generator_for, train_epochs, wrong_labels
 from ssd.methods.registry import MethodConfig, register_method
 from ssd.splits import Splits
 
@@ -31,17 +31,6 @@ class AmnesiacConfig(MethodConfig):
 
     epochs: int = 3  # fit_one_unlearning_cycle(3, ...)
     lr: float = 1e-4  # lr=0.0001, torch.optim.Adam in fit_one_unlearning_cycle
-
-
-def wrong_labels(targets: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
-    """A label drawn uniformly from the `num_classes - 1` classes other than each target.
-
-    Why draw from C−1 values and skip the true one: no rejection loop, never the true label.
-    """
-    if num_classes < 2:
-        raise ValueError("relabelling needs at least two classes")
-    draw = torch.randint(0, num_classes - 1, targets.shape, generator=generator).to(targets.device)
-    return draw + (draw >= targets).long()
 
 
 @register_method("amnesiac", AmnesiacConfig)

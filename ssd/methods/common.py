@@ -16,7 +16,7 @@ from ssd.methods.registry import MethodConfig
 from ssd.splits import Splits
 from ssd.utils import model_device
 
-__all__ = ["cross_entropy", "generator_for", "model_device", "train_epochs", "untrained_like"]
+__all__ = ["cross_entropy", "generator_for", "model_device", "train_epochs", "untrained_like", "wrong_labels"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -55,6 +55,17 @@ def train_epochs(
             loss.backward()
             optimizer.step()
     model.eval()
+
+
+def wrong_labels(targets: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """A label drawn uniformly from the `num_classes - 1` classes other than each target.
+
+    Why draw from C−1 values and skip the true one: no rejection loop, never the true label.
+    """
+    if num_classes < 2:
+        raise ValueError("relabelling needs at least two classes")
+    draw = torch.randint(0, num_classes - 1, targets.shape, generator=generator).to(targets.device)
+    return draw + (draw >= targets).long()
 
 
 def untrained_like(model: nn.Module, splits: Splits, seed: int = 0) -> nn.Module:

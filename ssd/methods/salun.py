@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from datasets.base import ImageData, concat_data, with_targets
-from ssd.methods.common import generator_for, model_device, train_epochs
+from ssd.methods.common import generator_for, model_device, train_epochs, wrong_labels
 from ssd.methods.registry import MethodConfig, register_method
 from ssd.splits import Splits
 
@@ -75,12 +75,6 @@ def saliency_mask(model: nn.Module, forget: ImageData, fraction: float, batch_si
     return mask
 
 
-def random_other_labels(targets: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
-    """A uniformly random label different from each true one (paper: y' ≠ y)."""
-    shift = torch.randint(1, num_classes, targets.shape, generator=generator).to(targets.device)
-    return (targets + shift) % num_classes
-
-
 def masked_updates(model: nn.Module, mask: Mask, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
     """Zero unmasked gradients and pin unmasked weights after each step; returns an undo."""
     params = dict(model.named_parameters())
@@ -116,7 +110,7 @@ def salun(model: nn.Module, splits: Splits, cfg: SalUnConfig) -> nn.Module:
     undo = masked_updates(model, mask, opt)
     try:
         for epoch in range(cfg.epochs):
-            relabelled = with_targets(forget, random_other_labels(forget.targets, splits.num_classes, gen))
+            relabelled = with_targets(forget, wrong_labels(forget.targets, splits.num_classes, gen))
             train_epochs(model, concat_data(relabelled, retain), epochs=1, optimizer=opt,
                          batch_size=cfg.batch_size, generator=gen, progress=cfg.progress,
                          desc=f"salun {epoch + 1}/{cfg.epochs}")
