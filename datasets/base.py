@@ -11,11 +11,12 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ssd.errors import UserError
+from ssd.errors import UserError, one_line
 
 Augment = str  # "crop_flip" (CIFAR: 4-px padded random crop + horizontal flip) or "none"
 
@@ -192,6 +193,35 @@ def missing_data(name: str, root: Path) -> UserError:
         f"{name} data not found under {root.resolve()}; "
         "pass --download to fetch it (or --data-root / SSD_DATA_ROOT to point at a copy)"
     )
+
+
+def open_torchvision(
+    cls: Callable[..., Any],
+    name: str,
+    root: Path,
+    folder: Path,
+    *,
+    train: bool,
+    download: bool,
+    corrupt: tuple[type[BaseException], ...],
+) -> Any:
+    """torchvision's loader `cls`, with its failures turned into one-line UserErrors.
+
+    `corrupt` lists what its parser raises on truncated or foreign files.
+    """
+    try:
+        return cls(str(root), train=train, download=download)
+    except RuntimeError as err:
+        if not download and "not found" in str(err):
+            raise missing_data(name, root) from None
+        what = f"download {name} into" if download else f"load {name} from"
+        raise UserError(f"could not {what} {folder}: {one_line(err)}") from None
+    except OSError as err:  # no network on --download, unreadable file
+        verb = "download" if download else "read"
+        raise UserError(f"could not {verb} {name} under {folder}: {one_line(err)}") from None
+    except corrupt as err:
+        raise UserError(f"{name} files under {folder} are corrupt ({one_line(err)}); "
+                        "delete them and pass --download") from None
 
 
 def _norm(name: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from datasets.base import DatasetInfo, DatasetSpec, ImageData, missing_data
+from datasets.base import DatasetInfo, DatasetSpec, ImageData, open_torchvision
 from datasets.registry import register_dataset
 from ssd.errors import UserError
 
@@ -114,26 +114,9 @@ def loader_class(kind: str) -> type:
 
 
 def _open(kind: str, name: str, root: Path, train: bool, download: bool) -> Any:
-    """torchvision's loader, with its failures turned into one-line UserErrors."""
     cls = loader_class(kind)
-    folder = root / cls.base_folder
-    try:
-        return cls(str(root), train=train, download=download)
-    except RuntimeError as err:
-        if not download and "not found" in str(err):
-            raise missing_data(name, root) from None
-        raise UserError(f"could not load {name} from {folder}: {_one_line(err)}") from None
-    except OSError as err:  # no network on --download, unreadable file
-        verb = "download" if download else "read"
-        raise UserError(f"could not {verb} {name} under {folder}: {_one_line(err)}") from None
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as err:  # truncated or foreign pickles
-        raise UserError(f"{name} files under {folder} are corrupt ({_one_line(err)}); "
-                        "delete them and pass --download") from None
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
+    return open_torchvision(cls, name, root, root / cls.base_folder, train=train, download=download,
+                            corrupt=(pickle.UnpicklingError, EOFError, KeyError, ValueError))
 
 
 def _images(ds: Any, name: str, classes: tuple[str, ...], root: Path) -> tuple[torch.Tensor, torch.Tensor]:

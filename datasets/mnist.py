@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from datasets.base import DatasetInfo, DatasetSpec, ImageData, missing_data
+from datasets.base import DatasetInfo, DatasetSpec, ImageData, open_torchvision
 from datasets.digits import DIGIT_GROUPS, DIGIT_NAMES, DIGIT_TO_GROUP
 from datasets.registry import register_dataset
 from ssd.errors import UserError
@@ -34,32 +34,13 @@ _MNIST_STATS = ((0.1307,), (0.3081,))
 _FASHION_STATS = ((0.2860,), (0.3530,))
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
-
-
 def _open(kind: str, name: str, root: Path, train: bool, download: bool) -> Any:
-    """torchvision's loader, with its failures turned into one-line UserErrors.
-
-    torchvision is imported here, not at module level, so `import datasets` stays cheap.
-    """
+    """torchvision is imported here, not at module level, so `import datasets` stays cheap."""
     from torchvision import datasets as tv
 
     cls = {"MNIST": tv.MNIST, "FashionMNIST": tv.FashionMNIST}[kind]
-    folder = root / kind / "raw"
-    try:
-        return cls(str(root), train=train, download=download)
-    except RuntimeError as err:
-        if not download and "not found" in str(err):
-            raise missing_data(name, root) from None
-        raise UserError(f"could not download {name} into {folder}: {_one_line(err)}") from None
-    except OSError as err:
-        verb = "download" if download else "read"
-        raise UserError(f"could not {verb} {name} under {folder}: {_one_line(err)}") from None
-    except (AssertionError, TypeError, ValueError) as err:  # torchvision's idx parser on a foreign file
-        raise UserError(f"{name} files under {folder} are corrupt ({_one_line(err)}); "
-                        "delete them and pass --download") from None
+    return open_torchvision(cls, name, root, root / kind / "raw", train=train, download=download,
+                            corrupt=(AssertionError, TypeError, ValueError))  # the idx parser on a foreign file
 
 
 def _spec(info: DatasetInfo, kind: str, fine_to_coarse: tuple[int, ...] | None) -> DatasetSpec:

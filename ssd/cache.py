@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from datasets.base import ImageData
+from ssd.errors import one_line
 from ssd.utils import atomic_write_bytes, sha256_tensors
 
 FORMAT = "ssd-importance-cache/1"
@@ -93,7 +94,7 @@ class ImportanceCache:
         except Exception as err:  # a truncated zip, a foreign pickle, a wrong key: all mean "recompute"
             self.rejected += 1
             self.misses += 1
-            log.warning("importance cache entry %s is unusable (%s); recomputing", path, _one_line(err))
+            log.warning("importance cache entry %s is unusable (%s); recomputing", path, one_line(err))
             return None
         self.hits += 1
         return {n: t.to(device) for n, t in imps.items()}
@@ -141,10 +142,5 @@ class ImportanceCache:
         try:
             self.save(key, imps, meta)
         except OSError as err:  # a read-only or full disk costs speed, not correctness
-            log.warning("could not write importance cache entry %s (%s)", self.path(key), _one_line(err))
+            log.warning("could not write importance cache entry %s (%s)", self.path(key), one_line(err))
         return imps, False
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text[:160]}" if text else type(err).__name__

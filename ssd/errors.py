@@ -12,6 +12,12 @@ class UserError(Exception):
     exit_code = 2
 
 
+def one_line(err: BaseException) -> str:
+    """An exception's message folded onto one line (its type name when it has none)."""
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
 def run_cli(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
     """Run an entry point, turning :class:`UserError` into one line and exit code 2."""
     try:
