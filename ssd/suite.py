@@ -46,6 +46,16 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def suite_seeds(suite: dict[str, Any], args: argparse.Namespace) -> list[int]:
+    """`--seeds` if given, else the suite's."""
+    return parse_seeds(args.seeds) if args.seeds else list(suite.get("seeds", [0]))
+
+
+def checkpoint_for(suite: dict[str, Any], net: str, dataset: str) -> str:
+    """The suite's checkpoint path for net/dataset, else where pretrain_model.py puts it."""
+    return suite.get("checkpoints", {}).get(f"{net}/{dataset}", f"checkpoints/{net}-{dataset}-seed0/best.pt")
+
+
 def method_list(suite: dict[str, Any], cli: str | None) -> list[str]:
     import ssd.methods  # noqa: F401
     from ssd.methods.registry import METHODS
@@ -76,15 +86,14 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     from ssd.experiment import RunSpec
     from ssd.methods.registry import METHODS
 
-    seeds = parse_seeds(args.seeds) if args.seeds else list(suite.get("seeds", [0]))
+    seeds = suite_seeds(suite, args)
     methods = method_list(suite, args.methods)
     device = args.device or suite.get("device", "cpu")
     grid = []
     for net in args.nets.split(",") if args.nets else suite.get("nets", ["ConvNet"]):
         for task in suite["tasks"]:
             table = importlib.import_module(TASK_MAINS[task["task"]]).SSD_PARAMS
-            ckpt = Path(suite.get("checkpoints", {}).get(f"{net}/{task['dataset']}",
-                                                           f"checkpoints/{net}-{task['dataset']}-seed0/best.pt"))
+            ckpt = Path(checkpoint_for(suite, net, task["dataset"]))
             for cls in task.get("classes", [None]):
                 for seed in seeds:
                     for method in methods:
@@ -112,10 +121,10 @@ def run_sweeps(suite: dict[str, Any], args: argparse.Namespace, results: Path, s
     from ssd.utils import sha256_file
 
     have = {r["sweep"].get("suite_sweep") for r in read_rows(results) if isinstance(r.get("sweep"), dict)}
-    seed = (parse_seeds(args.seeds) if args.seeds else list(suite.get("seeds", [0])))[0]
+    seed = suite_seeds(suite, args)[0]
     for sw in suite.get("sweeps", []):
         net = sw.get("net", (suite.get("nets") or ["ConvNet"])[0])
-        ckpt = suite.get("checkpoints", {}).get(f"{net}/{sw['dataset']}", f"checkpoints/{net}-{sw['dataset']}-seed0/best.pt")
+        ckpt = checkpoint_for(suite, net, sw["dataset"])
         ensure_checkpoint(Path(ckpt), net, sw["dataset"], device, args.data_root, args.download,
                           progress=not args.no_progress, pretrained=suite.get("pretrained", {}).get(net))
         shas.setdefault(ckpt, sha256_file(ckpt))
