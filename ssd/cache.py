@@ -76,6 +76,7 @@ class ImportanceCache:
         self.hits = 0
         self.misses = 0
         self.rejected = 0
+        self.last_meta: dict[str, Any] | None = None  # the meta of the entry `load` last returned
 
     def path(self, key: str) -> Path:
         return self.root / f"importance-{key}.pt"
@@ -97,6 +98,7 @@ class ImportanceCache:
             log.warning("importance cache entry %s is unusable (%s); recomputing", path, one_line(err))
             return None
         self.hits += 1
+        self.last_meta = dict(obj.get("meta") or {})
         return {n: t.to(device) for n, t in imps.items()}
 
     @staticmethod

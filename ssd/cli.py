@@ -48,6 +48,8 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     p.add_argument("--lambda", dest="lam", type=float, default=None, help="SSD dampening constant")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any method setting, e.g. --set mode=sample --set order=paper")
+    p.add_argument("--protocol", choices=("ours", "authors"), default=None,
+                   help="data order and batch sizes: ours (default) or the method's reference code's")
     p.add_argument("--results", default=DEFAULT_RESULTS[task], help="JSON-lines file the run is appended to")
     p.add_argument("--logger", choices=("wandb", "none"), default="wandb")
     p.add_argument("--device", default=None, help="torch device (cpu, cuda, cuda:1)")
@@ -116,7 +118,7 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
         batch_size=args.b, data_root=args.data_root, download=args.download,
         retain_eval_size=args.retain_eval_size,
         overrides=method_overrides(args.method, args.net, table, args.alpha, args.lam, args.epochs,
-                                   parse_sets(args.set)),
+                                   {**({"protocol": args.protocol} if args.protocol else {}), **parse_sets(args.set)}),
     )
     row = run_one(spec, Session(args.cache_dir), progress=args.progress)
     append_row(args.results, row)

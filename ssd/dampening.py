@@ -51,6 +51,9 @@ class DampenStats:
     batch_size: int | None = None
     seed: int | None = None
     cache_hit: bool | None = None  # whether D's importances came from the cache
+    protocol: str | None = None  # "ours" | "authors" (ssd/methods/protocol.py)
+    task: str | None = None  # the task whose paper order was used
+    d_importance_s: float | None = None  # seconds D's importances took when they were computed
 
     @property
     def fraction_selected(self) -> float:

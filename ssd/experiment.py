@@ -23,6 +23,7 @@ from datasets import ImageData, dataset_info, load_dataset, resolve_class
 from models import build_model
 from ssd.checkpoint import load_model, read_checkpoint, save_checkpoint
 from ssd.errors import UserError
+from ssd.methods.protocol import apply_protocol
 from ssd.methods.registry import METHODS, MethodConfig
 from ssd.results import run_key
 from ssd.splits import Splits, make_splits
@@ -62,7 +63,9 @@ def method_config(method: str, spec: RunSpec) -> MethodConfig:
     base: dict[str, Any] = {"seed": spec.seed, "device": spec.device}
     if spec.batch_size is not None:
         base["batch_size"] = spec.batch_size
-    return entry.config(**{**base, **spec.overrides})
+    cfg = entry.config(**{**base, **spec.overrides})
+    explicit = set(spec.overrides) | ({"batch_size"} if spec.batch_size is not None else set())
+    return apply_protocol(cfg, entry.name, spec.task, spec.net, explicit)
 
 
 class Session:
@@ -193,7 +196,7 @@ def result_row(spec: RunSpec, method: str, cfg: MethodConfig, meta: dict[str, An
         "task": spec.task, "net": spec.net, "dataset": spec.dataset, "method": method,
         "forget_class": None if fc is None else int(fc),
         "forget_class_name": None if fc is None or names is None else names[fc],
-        "seed": spec.seed, "metrics": metrics, "details": details,
+        "seed": spec.seed, "protocol": getattr(cfg, "protocol", "ours"), "metrics": metrics, "details": details,
         "method_stats": splits.context.get("ssd_stats"),
         "config": {"method": dataclasses.asdict(cfg), "run": dataclasses.asdict(spec)},
         "split_hash": splits.context.get("split_hash"),

@@ -3,10 +3,10 @@
 Three modes, all returning a dict shaped like `named_parameters()` (float32, on the
 parameters' device):
 
-* ``batch`` — the authors' estimate (their `calc_importance`): per minibatch, the gradient
-  of the batch-mean cross-entropy, squared; summed, then divided by the number of
-  batches. It depends on the batch size and on how batches are composed (see
-  :func:`paper_order`), which is why the order is part of every result and cache key.
+* ``batch`` — the authors' estimate (their `ParameterPerturber.calc_importance`): per
+  minibatch, the gradient of the batch-mean cross-entropy, squared; summed, then divided
+  by the number of batches. It depends on the batch size and on how batches are composed
+  (see :func:`paper_order`), which is why the order is part of every result and cache key.
 * ``sample`` — the exact diagonal empirical Fisher, mean over samples of squared
   per-sample gradients, vectorised with ``torch.func`` (vmap over grad, in chunks).
 * ``lf`` — LFSSD (label-free): the loss is the batch mean of the squared L2 norm of
@@ -35,21 +35,52 @@ ORDERS: tuple[str, ...] = ("paper", "shuffled")
 NameFilter = Callable[[str], bool]
 
 
-def paper_order(data: ImageData, forget: ImageData | None = None) -> torch.Tensor:
-    """Row order of the authors' loaders: retain class by class (stable), then the forget rows.
+def paper_order(data: ImageData, forget: ImageData | None = None, *, task: str = "full_class",
+                seed: int = 0) -> torch.Tensor:
+    """Row order of the authors' D loader, `ConcatDataset((retain, forget))` unshuffled, per task.
 
-    Their D is `ConcatDataset(retain, forget)` with retain built class by class and no
-    shuffling, so nearly every batch holds a single class. Rows of `data` whose original
-    index is in `forget` go last, in their given order.
+    * full_class: retain class by class (their `get_classwise_ds` keys on the label; within a
+      class, dataset order), then the forget rows in data order;
+    * sub_class: retain *fine* class by fine class (the sub-class file's `get_classwise_ds`
+      keys on the fine label), then the forget rows — nearly every batch holds one fine class;
+    * random: retain, then forget, each in the order of one seeded permutation of the rows
+      (standing in for their `random_split`, whose index order their retain/forget lists keep).
+
+    Rows of `data` whose original index is in `forget` are the forget rows.
     """
-    targets = data.targets.cpu()
     is_forget = torch.zeros(len(data), dtype=torch.bool)
     if forget is not None and len(forget):
         assert data.indices is not None and forget.indices is not None
         is_forget = torch.isin(data.indices.cpu(), forget.indices.cpu())
+    if task == "random":
+        perm = shuffled_order(len(data), seed)
+        in_forget = is_forget[perm]
+        return torch.cat([perm[~in_forget], perm[in_forget]])
+    if task == "sub_class":
+        if data.fine_targets is None:
+            raise ValueError(f"sub_class paper order needs fine labels; {data.info.name} has none")
+        keys = data.fine_targets.cpu()
+    elif task == "full_class":
+        keys = data.targets.cpu()
+    else:
+        raise ValueError(f"unknown task {task!r} for the paper order")
     keep = (~is_forget).nonzero().flatten()
-    keep = keep[torch.sort(targets[keep], stable=True).indices]
+    keep = keep[torch.sort(keys[keep], stable=True).indices]
     return torch.cat([keep, is_forget.nonzero().flatten()])
+
+
+def order_within(d_order: torch.Tensor, data: ImageData, subset: ImageData) -> torch.Tensor:
+    """Row positions of `subset` in the order its samples appear in `data` visited by `d_order`.
+
+    Why: the authors' Df loader and the forget part of their D visit the forget samples in
+    the same order (one list feeds both), so Df's order is read off D's.
+    """
+    assert data.indices is not None and subset.indices is not None
+    visited = data.indices.cpu()[d_order.cpu()]
+    sub = subset.indices.cpu()
+    visited = visited[torch.isin(visited, sub)]
+    sorter = sub.argsort()
+    return sorter[torch.searchsorted(sub[sorter], visited)]
 
 
 def shuffled_order(n: int, seed: int) -> torch.Tensor:
@@ -57,10 +88,11 @@ def shuffled_order(n: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
 
-def make_order(order: str, data: ImageData, seed: int, forget: ImageData | None = None) -> torch.Tensor:
-    """Row order for `order` in ORDERS ("paper" keeps a forget set in its own given order)."""
+def make_order(order: str, data: ImageData, seed: int, forget: ImageData | None = None, *,
+               task: str = "full_class") -> torch.Tensor:
+    """Row order for `order` in ORDERS ("paper": the authors' order for `task`, see paper_order)."""
     if order == "paper":
-        return paper_order(data, forget)
+        return paper_order(data, forget, task=task, seed=seed)
     if order == "shuffled":
         return shuffled_order(len(data), seed)
     raise ValueError(f"unknown order {order!r}; choose one of {ORDERS}")

@@ -81,6 +81,16 @@ def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root
     print(f"[suite] {net}/{dataset} test accuracy {res.best_acc:.2f}%", file=sys.stderr)
 
 
+def suite_protocol(suite: dict[str, Any]) -> dict[str, str]:
+    """The suite's `protocol = "authors"|"ours"` key as a setting of every method ({} if absent)."""
+    if "protocol" not in suite:
+        return {}
+    from ssd.methods.protocol import check_protocol
+
+    check_protocol(suite["protocol"])
+    return {"protocol": suite["protocol"]}
+
+
 def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     from ssd.cli import method_overrides
     from ssd.experiment import RunSpec
@@ -99,7 +109,7 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
                     for method in methods:
                         if task["task"] not in METHODS.get(method).tasks:
                             continue
-                        settings = dict(suite.get("method_settings", {}).get(method, {}))
+                        settings = {**suite_protocol(suite), **suite.get("method_settings", {}).get(method, {})}
                         over = method_overrides(method, net, table, None, None, None, settings)
                         grid.append(RunSpec(
                             task=task["task"], net=net, dataset=task["dataset"], weight_path=str(ckpt),
@@ -134,7 +144,8 @@ def run_sweeps(suite: dict[str, Any], args: argparse.Namespace, results: Path, s
         spec = RunSpec(task=sw["task"], net=net, dataset=sw["dataset"], weight_path=ckpt, method="ssd",
                        forget_class=sw.get("forget_class"), n_forget=sw.get("n_forget", 100), seed=seed,
                        device=device, data_root=args.data_root, download=args.download,
-                       retain_eval_size=suite.get("retain_eval_size", 5000), overrides=dict(sw.get("set", {})))
+                       retain_eval_size=suite.get("retain_eval_size", 5000),
+                       overrides={**suite_protocol(suite), **sw.get("set", {})})
 
         def sink(row: dict[str, Any], sweep_id: str = sweep_id) -> None:
             row["sweep"]["suite_sweep"] = sweep_id

@@ -131,7 +131,8 @@ def run_sweep(
 
             model = copy.deepcopy(original)
             points = ssd_sweep(model, reference_data(splits, cfg.reference).to(device), splits.forget.to(device),
-                               cfg, alphas, lambdas, evaluate_point, cache, checkpoint_sha256=meta["sha256"])
+                               cfg, alphas, lambdas, evaluate_point, cache, checkpoint_sha256=meta["sha256"],
+                               task=splits.task)
             for i, (point, (metrics, details)) in enumerate(zip(points, point_metrics, strict=True)):
                 value = point["lam"] if param == "lambda" else point["alpha"]
                 emit(method, dataclasses.replace(cfg, alpha=point["alpha"], lam=point["lam"]), metrics, details,

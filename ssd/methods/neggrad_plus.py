@@ -28,8 +28,9 @@ from ssd.splits import Splits
 @dataclass
 class NegGradPlusConfig(MethodConfig):
     """The large-scale (CIFAR-10) NegGrad+ settings of Kurmanji et al.: β = 0.9999, SGD at
-    lr 0.01 for 5 epochs (`ng_alpha = 0.9999`, `ng_epochs = 5`, `ng_lr = 0.01` in the
-    ports of the SCRUB notebooks; the paper's small-scale runs used β = 0.95, 10 epochs).
+    lr 0.01 for 5 epochs (`args.ng_alpha = 0.9999`, `args.ng_epochs = 5`, `args.ng_lr = 0.01`
+    in meghdadk/SCRUB MIA_experiments.ipynb; its small_scale_unlearning.ipynb uses β = 0.95,
+    10 epochs).
     The SCRUB code builds `SGD(lr, weight_decay=0.0)` without momentum for NegGrad."""
 
     epochs: int = 5
@@ -37,6 +38,9 @@ class NegGradPlusConfig(MethodConfig):
     beta: float = 0.9999  # weight of the retain loss; 1 − β weighs the forget ascent
     momentum: float = 0.0  # SCRUB's negative_grad: plain SGD
     weight_decay: float = 0.0  # SCRUB's negative_grad: weight_decay=0.0
+    # None: `batch_size` (128, ours). protocol="authors": retain 32 / forget 16, the
+    # reference notebook's args.retain_bs / args.forget_bs (meghdadk/SCRUB MIA_experiments.ipynb).
+    forget_batch_size: int | None = None
 
 
 def cycle_batches(data: ImageData, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -59,7 +63,7 @@ def neggrad_plus(model: nn.Module, splits: Splits, cfg: NegGradPlusConfig) -> nn
     retain, forget = splits.retain.to(device), splits.forget.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     gen_r, gen_f = generator_for(cfg), generator_for(cfg, offset=1)
-    forget_stream = cycle_batches(forget, cfg.batch_size, gen_f)
+    forget_stream = cycle_batches(forget, cfg.forget_batch_size or cfg.batch_size, gen_f)
     model.train()
     for epoch in range(cfg.epochs):
         batches = retain.batches(cfg.batch_size, shuffle=True, generator=gen_r)

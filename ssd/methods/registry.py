@@ -22,12 +22,17 @@ if TYPE_CHECKING:
 
 @dataclass
 class MethodConfig:
-    """Settings every method has; subclasses add their own (all with defaults)."""
+    """Settings every method has; subclasses add their own (all with defaults).
+
+    protocol: "ours" (the harness's defaults) or "authors" (the data order and batch
+    sizes of the method's reference code, per task; see ssd/methods/protocol.py).
+    """
 
     seed: int = 0
     device: str = "cpu"
     batch_size: int = 128
     progress: bool = False
+    protocol: str = "ours"
 
 
 C = TypeVar("C", bound=MethodConfig)

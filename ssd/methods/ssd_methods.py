@@ -10,6 +10,7 @@ computes only Df's.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,11 @@ from datasets.base import ImageData
 from ssd.cache import ImportanceCache, importance_key, indices_hash, model_sha256
 from ssd.dampening import DampenStats, dampen, make_param_filter
 from ssd.errors import UserError
-from ssd.importance import MODES, ORDERS, compute_importances, make_order, shuffled_order
+from ssd.importance import MODES, ORDERS, compute_importances, make_order, order_within, shuffled_order
+from ssd.methods.protocol import check_protocol
 from ssd.methods.registry import MethodConfig, register_method
 from ssd.splits import Splits
-from ssd.utils import model_device
+from ssd.utils import model_device, synchronize
 
 REFERENCES = ("full", "retain")
 
@@ -41,9 +43,10 @@ class SSDConfig(MethodConfig):
     exclude_norm: leave normalisation layers alone. reference: "full" (D = retain ∪
     forget, as the paper) or "retain" (D = retain, as the design card reads).
     order: "shuffled" (seeded from `seed`; the default, see docs/ssd.md) or "paper" (the
-    authors' class-sorted loaders). cache_dir: where D's importances are cached (None:
-    no cache). chunk_size: samples per vmapped chunk in sample mode. batch_size defaults
-    to the authors' 64.
+    authors' loaders' order for the task: class-sorted, fine-class-sorted or random_split's;
+    `protocol="authors"` implies it). cache_dir: where D's importances are cached (None:
+    no cache). chunk_size: samples per vmapped chunk in sample mode. batch_size: 64, the
+    authors' class-task loaders' (their random task uses 128: `protocol="authors"`).
     """
 
     batch_size: int = 64
@@ -60,8 +63,14 @@ class SSDConfig(MethodConfig):
     chunk_size: int = 64
 
 
+def effective_order(cfg: SSDConfig) -> str:
+    """The order that runs: the authors' protocol always uses their loaders' ("paper") order."""
+    return "paper" if cfg.protocol == "authors" else cfg.order
+
+
 def check_config(cfg: SSDConfig) -> None:
     """One-line UserErrors for settings outside their choices."""
+    check_protocol(cfg.protocol)
     for name, value, choices in (("mode", cfg.mode, MODES), ("order", cfg.order, ORDERS),
                                  ("reference", cfg.reference, REFERENCES)):
         if value not in choices:
@@ -80,43 +89,73 @@ def ssd_importances(
     cache: ImportanceCache | None = None,
     *,
     checkpoint_sha256: str | None = None,
+    task: str = "full_class",
+    timing: dict[str, Any] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], bool]:
     """(imp_D, imp_Df, whether imp_D came from the cache), in `cfg`'s mode and order.
 
-    D in paper order: rows not in Df sorted by label (stable), then Df's rows. Df in
-    paper order is taken as given; shuffled orders are seeded permutations.
+    Paper order (`order="paper"` or `protocol="authors"`): D as the authors' loader for
+    `task` visits it (:func:`ssd.importance.paper_order`), Df in the order its rows appear
+    there (their forget loader and D's forget part are one list). Shuffled: seeded
+    permutations of each. `timing`, when given, receives `d_importance_s`: the seconds D's
+    importances took when they were computed (read back from the cache entry on a hit;
+    None for an entry written before this was recorded).
     """
     check_config(cfg)
     device = model_device(model)
     keep = make_param_filter(model, cfg.params, cfg.exclude_norm)
-    d_order = make_order(cfg.order, d_data, cfg.seed, forget=df_data)
-    df_order = None if cfg.order == "paper" else shuffled_order(len(df_data), cfg.seed)
+    order = effective_order(cfg)
+    d_order = make_order(order, d_data, cfg.seed, forget=df_data, task=task)
+    df_order = order_within(d_order, d_data, df_data) if order == "paper" else shuffled_order(len(df_data), cfg.seed)
+    if order == "paper" and len(df_order) != len(df_data):  # Df not inside D (reference="retain")
+        df_order = None
+    made: dict[str, Any] = {}
 
     def importances(data: ImageData, order: torch.Tensor | None) -> dict[str, torch.Tensor]:
         return compute_importances(model, data, mode=cfg.mode, batch_size=cfg.batch_size, order_indices=order,
                                    device=device, chunk_size=cfg.chunk_size, only=keep)
 
+    def d_importances() -> dict[str, torch.Tensor]:
+        t0 = time.perf_counter()
+        imps = importances(d_data, d_order)
+        synchronize(device)
+        made["compute_s"] = time.perf_counter() - t0
+        return imps
+
     hit = False
     if cache is None:
-        imp_d = importances(d_data, d_order)
+        imp_d = d_importances()
     else:
         names = [n for n, _ in model.named_parameters()]
         key, fields = importance_key(
             checkpoint_sha256=checkpoint_sha256 or model_sha256(model), dataset=d_data.info.name,
             split=indices_hash(d_data, d_order), mode=cfg.mode,
             batch_size=1 if cfg.mode == "sample" else cfg.batch_size,  # sample mode does not depend on it
-            order=cfg.order, seed=cfg.seed, params=None if keep is None else [n for n in names if keep(n)],
+            order=order, seed=cfg.seed, params=None if keep is None else [n for n in names if keep(n)],
         )
         expect = {n: p.shape for n, p in model.named_parameters()}
-        imp_d, hit = cache.get_or_compute(key, {**fields, "n": len(d_data)}, expect,
-                                          lambda: importances(d_data, d_order), device=device)
+        meta = {**fields, "n": len(d_data)}
+
+        def compute_and_note() -> dict[str, torch.Tensor]:
+            imps = d_importances()
+            meta["compute_s"] = made["compute_s"]  # stored in the entry: a later hit reports it
+            return imps
+
+        imp_d, hit = cache.get_or_compute(key, meta, expect, compute_and_note, device=device)
+        if hit:
+            made["compute_s"] = (cache.last_meta or {}).get("compute_s")
     imp_df = importances(df_data, df_order)
+    if timing is not None:
+        timing["d_importance_s"] = made.get("compute_s")
     return imp_d, imp_df, hit
 
 
-def _record(stats: DampenStats, cfg: SSDConfig, hit: bool | None) -> DampenStats:
-    stats.mode, stats.reference, stats.order = cfg.mode, cfg.reference, cfg.order
+def _record(stats: DampenStats, cfg: SSDConfig, hit: bool | None, task: str,
+            timing: dict[str, Any] | None = None) -> DampenStats:
+    stats.mode, stats.reference, stats.order = cfg.mode, cfg.reference, effective_order(cfg)
     stats.batch_size, stats.seed, stats.cache_hit = cfg.batch_size, cfg.seed, hit
+    stats.protocol, stats.task = cfg.protocol, task
+    stats.d_importance_s = (timing or {}).get("d_importance_s")
     return stats
 
 
@@ -128,16 +167,20 @@ def ssd_unlearn(
     cache: ImportanceCache | None = None,
     *,
     checkpoint_sha256: str | None = None,
+    task: str = "full_class",
 ) -> DampenStats:
     """SSD in place on `model`: importances on D (`d_data`) and Df, then dampening.
 
     `d_data` is whichever reference set the caller chose (the registered method picks
     it from `cfg.reference`); both sets must be on the model's device or movable there.
+    `task` picks the authors' order when it is used.
     """
-    imp_d, imp_df, hit = ssd_importances(model, d_data, df_data, cfg, cache, checkpoint_sha256=checkpoint_sha256)
+    timing: dict[str, Any] = {}
+    imp_d, imp_df, hit = ssd_importances(model, d_data, df_data, cfg, cache, checkpoint_sha256=checkpoint_sha256,
+                                         task=task, timing=timing)
     stats = dampen(model, imp_d, imp_df, alpha=cfg.alpha, lam=cfg.lam, exponent=cfg.exponent, bound=cfg.bound,
                    param_filter=make_param_filter(model, cfg.params, cfg.exclude_norm))
-    return _record(stats, cfg, hit)
+    return _record(stats, cfg, hit, task, timing)
 
 
 def ssd_sweep(
@@ -151,13 +194,16 @@ def ssd_sweep(
     cache: ImportanceCache | None = None,
     *,
     checkpoint_sha256: str | None = None,
+    task: str = "full_class",
 ) -> list[dict[str, Any]]:
     """One row per (λ, α): its settings, selected count, stats and `evaluate(model)`'s dict.
 
     Importances are computed once; each point restores the original weights and dampens
     them. The model holds its original weights again when this returns.
     """
-    imp_d, imp_df, hit = ssd_importances(model, d_data, df_data, cfg, cache, checkpoint_sha256=checkpoint_sha256)
+    timing: dict[str, Any] = {}
+    imp_d, imp_df, hit = ssd_importances(model, d_data, df_data, cfg, cache, checkpoint_sha256=checkpoint_sha256,
+                                         task=task, timing=timing)
     keep = make_param_filter(model, cfg.params, cfg.exclude_norm)
     params = dict(model.named_parameters())
     original = {n: p.detach().clone() for n, p in params.items()}
@@ -167,7 +213,7 @@ def ssd_sweep(
             for alpha in alphas:
                 _restore(params, original)
                 stats = _record(dampen(model, imp_d, imp_df, alpha=alpha, lam=lam, exponent=cfg.exponent,
-                                       bound=cfg.bound, param_filter=keep), cfg, hit)
+                                       bound=cfg.bound, param_filter=keep), cfg, hit, task, timing)
                 rows.append({"alpha": float(alpha), "lam": float(lam), "selected": stats.total_selected,
                              "stats": dataclasses.asdict(stats), **evaluate(model)})
     finally:
@@ -205,7 +251,7 @@ def run_ssd(model: nn.Module, splits: Splits, cfg: SSDConfig) -> nn.Module:
     cache = importance_cache(cfg, splits.context.get("cache_dir"))
     d_data = reference_data(splits, cfg.reference).to(device)
     stats = ssd_unlearn(model, d_data, splits.forget.to(device), cfg, cache,
-                        checkpoint_sha256=splits.context.get("checkpoint_sha256"))
+                        checkpoint_sha256=splits.context.get("checkpoint_sha256"), task=splits.task)
     splits.context["ssd_stats"] = dataclasses.asdict(stats)
     return model
 

@@ -54,8 +54,10 @@ class UNSIRConfig(MethodConfig):
     noise_lr: float = 0.1  # UNSIR_noise_train: torch.optim.Adam(noise.parameters(), lr=0.1)
     noise_l2: float = 0.1  # loss = -CE + 0.1 * mean(sum(noise**2, [1, 2, 3]))
     noise_copies: int = 8  # ours: 8 × 32 = 256 rows ≈ the authors' 80 batches × 3 images = 240
-    # num_samples = 500: retain rows per output label. In the sub-class file the authors'
-    # `classwise_train` is keyed by the coarse label, so this caps each superclass, as here.
+    # num_samples = 500: retain rows per class as the authors' `classwise_train` keys it —
+    # the label in the full-class file, the *fine* label in the sub-class file
+    # (forget_subclass_strategies.get_classwise_ds keys on `label`, the CIFAR-100 class),
+    # so on CIFAR-20 every fine class keeps its 500 images (49,500 rows), not 500 per superclass.
     samples_per_class: int = 500
     impair_batch_size: int = 32  # DataLoader(noisy_data, batch_size=noise_batch_size)
     lr: float = 1e-4  # fit_one_unlearning_cycle(1, ..., lr=0.0001): Adam, impair and repair
@@ -139,10 +141,13 @@ def impair_batches(
         yield x, y
 
 
-def capped_per_class(data: ImageData, cap: int) -> ImageData:
-    """The first `cap` rows of each label, in data order (the authors' `classwise[i][:500]`)."""
-    targets = data.targets.cpu()
-    keep = torch.cat([(targets == c).nonzero().flatten()[:cap] for c in targets.unique()])
+def capped_per_class(data: ImageData, cap: int, *, fine: bool = False) -> ImageData:
+    """The first `cap` rows of each class, in data order (the authors' `classwise[i][:500]`);
+    classes are fine classes when `fine` (their sub-class file), else labels."""
+    if fine and data.fine_targets is None:
+        raise ValueError(f"{data.info.name} has no fine labels to cap by")
+    keys = (data.fine_targets if fine else data.targets).cpu()
+    keep = torch.cat([(keys == c).nonzero().flatten()[:cap] for c in keys.unique()])
     return data.subset(keep.sort().values)
 
 
@@ -155,7 +160,7 @@ def unsir(model: nn.Module, splits: Splits, cfg: UNSIRConfig) -> nn.Module:
     labels = noise_labels(splits, cfg.noise_batch, gen)
     shape = tuple(splits.retain.images.shape[1:])
     noise = learn_noise(model, labels, shape, steps=steps, lr=cfg.noise_lr, l2=cfg.noise_l2, generator=gen)
-    retain = capped_per_class(splits.retain, cfg.samples_per_class).to(device)
+    retain = capped_per_class(splits.retain, cfg.samples_per_class, fine=splits.task == "sub_class").to(device)
 
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     model.train()
