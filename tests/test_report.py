@@ -151,11 +151,11 @@ def test_markdown_csv_and_latex_agree(results: Path) -> None:
             cls, metric = (s.strip() for s in label.split("·"))
             mean = float(body[method][header.index(f"{cls} {metric} mean")])
             std = float(body[method][header.index(f"{cls} {metric} std")])
-            digits = 3 if metric in ("MIA", "ZRF", "Time (s)") else 2
+            digits = 3 if metric in ("MIA", "ZRF", "Time (s)", "Cached (s)") else 2
             expect = f"{mean:.{digits}f} ± {std:.{digits}f}"
             assert md_rows[method][i] == expect
             assert tex_rows[method][i] == expect.replace("±", r"$\pm$")
-    assert r"\multicolumn{5}{c}{forget c0}" in tex and r"\begin{tabular}" in tex
+    assert r"\multicolumn{6}{c}{forget c0}" in tex and r"\begin{tabular}" in tex
 
 
 def test_chosen_run_and_unknown_run(results: Path, tmp_path: Path) -> None:
@@ -182,3 +182,12 @@ def test_make_report_script(results: Path, tmp_path: Path, capsys: pytest.Captur
     assert (tmp_path / "cli" / "report.md").is_file() and "report:" in capsys.readouterr().out
     with pytest.raises(UserError, match="no results file"):
         module.main([str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "x")])
+
+
+def test_time_column_is_cold_with_the_cached_time_beside_it() -> None:
+    """SSD with D's importances from the cache: the headline time adds D's compute time back."""
+    row = _row("full_class", "ssd", 0, 0, (90.0, 1.0, 2.0, 0.1, 0.9, 0.05))
+    row["metrics"].update({"MethodTimeCold": 3.05, "DCacheHit": True, "DImportanceTime": 3.0})
+    table = build_tables([row])[0]
+    assert table.cells[("ssd", "c0", "Time (s)")].mean == pytest.approx(3.05)
+    assert table.cells[("ssd", "c0", "Cached (s)")].mean == pytest.approx(0.05)
