@@ -50,6 +50,8 @@ def build_parser(task: str) -> argparse.ArgumentParser:
                    help="any method setting, e.g. --set mode=sample --set order=paper")
     p.add_argument("--protocol", choices=("ours", "authors"), default=None,
                    help="data order and batch sizes: ours (default) or the method's reference code's")
+    p.add_argument("--pretrained", default=None, help="ViT: the ImageNet weights folder the checkpoint started "
+                   "from (reference models start there; default: the one the checkpoint records)")
     p.add_argument("--results", default=DEFAULT_RESULTS[task], help="JSON-lines file the run is appended to")
     p.add_argument("--logger", choices=("wandb", "none"), default="wandb")
     p.add_argument("--device", default=None, help="torch device (cpu, cuda, cuda:1)")
@@ -116,7 +118,7 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
         task=task, net=args.net, dataset=args.dataset, weight_path=args.weight_path, method=args.method,
         forget_class=args.forget_class, n_forget=args.n_forget, seed=args.seed, device=str(device),
         batch_size=args.b, data_root=args.data_root, download=args.download,
-        retain_eval_size=args.retain_eval_size,
+        retain_eval_size=args.retain_eval_size, pretrained=args.pretrained,
         overrides=method_overrides(args.method, args.net, table, args.alpha, args.lam, args.epochs,
                                    {**({"protocol": args.protocol} if args.protocol else {}), **parse_sets(args.set)}),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +52,8 @@ class RunSpec:
     download: bool = False
     retain_eval_size: int = 5000
     overrides: dict[str, Any] = field(default_factory=dict)  # method config fields (alpha, lam, epochs…)
+    # ImageNet weights folder the checkpoint was fine-tuned from (ViT); None: the checkpoint's own record
+    pretrained: str | None = None
 
 
 def method_config(method: str, spec: RunSpec) -> MethodConfig:
@@ -126,25 +129,51 @@ def resolve_forget_class(spec: RunSpec) -> int | None:
     return resolve_class(spec.forget_class, info.classes, info.aliases)
 
 
-def build_splits(spec: RunSpec, session: Session, checkpoint_sha: str) -> Splits:
+# Models fine-tuned from ImageNet weights: their reference models (retrain, blindspot's
+# incompetent teacher, ZRF's untrained model) start from those weights with a fresh head,
+# as the authors' `ViT(num_classes)` does, never from a random backbone.
+PRETRAINED_START = ("ViT",)
+
+
+def reference_start(spec: RunSpec, meta: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(ImageNet weights folder for the reference models, why they are unavailable).
+
+    The folder is `spec.pretrained` (--pretrained, a suite's [pretrained] table), else the one
+    recorded in the checkpoint by pretrain_model.py; models trained from scratch need none.
+    """
+    if spec.net not in PRETRAINED_START:
+        return None, None
+    folder = spec.pretrained or ((meta or {}).get("config") or {}).get("pretrained")
+    if folder and Path(folder).is_dir():
+        return str(folder), None
+    missing = f" ({folder} does not exist)" if folder else ""
+    return None, (f"{spec.net} ZRF, ActDist, retrain and blindspot are unavailable: their reference models start "
+                  f"from the ImageNet weights the checkpoint was fine-tuned from{missing}; pass --pretrained DIR")
+
+
+def build_splits(spec: RunSpec, session: Session, checkpoint_sha: str, meta: dict[str, Any] | None = None) -> Splits:
     info = dataset_info(spec.dataset)
     device = torch.device(spec.device)
+    start, unavailable = reference_start(spec, meta)
 
     def factory() -> nn.Module:
-        return build_model(spec.net, info).to(device)
+        return build_model(spec.net, info, pretrained=start).to(device)
 
     train, test = session.data(spec, True).to(device), session.data(spec, False).to(device)
+    context = {"checkpoint_sha256": checkpoint_sha, "dataset": spec.dataset, "net": spec.net,
+               "cache_dir": str(session.cache_dir)}
+    if unavailable:
+        context["references_unavailable"] = unavailable
     return make_splits(
         spec.task, train, test, forget_class=resolve_forget_class(spec), n_forget=spec.n_forget,
-        seed=spec.seed, retain_eval_size=spec.retain_eval_size, model_factory=factory,
-        context={"checkpoint_sha256": checkpoint_sha, "dataset": spec.dataset, "net": spec.net,
-                 "cache_dir": str(session.cache_dir)},
+        seed=spec.seed, retain_eval_size=spec.retain_eval_size, model_factory=None if unavailable else factory,
+        context=context,
     )
 
 
 def spec_key(spec: RunSpec, cfg: MethodConfig, checkpoint_sha: str) -> str:
     fields = dataclasses.asdict(spec)
-    for transient in ("device", "data_root", "download", "weight_path", "overrides"):
+    for transient in ("device", "data_root", "download", "weight_path", "overrides", "pretrained"):
         fields.pop(transient)
     cfg_fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("device", "progress")}
     return run_key({**fields, "method": METHOD_ALIASES.get(spec.method, spec.method),
@@ -162,7 +191,9 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
     if spec.task not in METHODS.get(method).tasks:
         raise UserError(f"method {method!r} is not defined for the {spec.task} task")
     original, meta = session.model(spec)
-    splits = build_splits(spec, session, meta["sha256"])
+    splits = build_splits(spec, session, meta["sha256"], meta)
+    if splits.context.get("references_unavailable"):
+        print(f"[run] {splits.context['references_unavailable']}", file=sys.stderr)
     device = torch.device(spec.device)
 
     model = copy.deepcopy(original)
@@ -216,6 +247,7 @@ def result_row(spec: RunSpec, method: str, cfg: MethodConfig, meta: dict[str, An
         "forget_class_name": None if fc is None or names is None else names[fc],
         "seed": spec.seed, "protocol": getattr(cfg, "protocol", "ours"), "metrics": metrics, "details": details,
         "method_stats": splits.context.get("ssd_stats"),
+        "references_unavailable": splits.context.get("references_unavailable"),
         "config": {"method": dataclasses.asdict(cfg), "run": dataclasses.asdict(spec)},
         "split_hash": splits.context.get("split_hash"),
         "n_forget": len(splits.forget), "n_retain": len(splits.retain),

@@ -116,7 +116,7 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
                             method=method, forget_class=cls, n_forget=task.get("n_forget", 100), seed=seed,
                             device=device, batch_size=suite.get("batch_size"), data_root=args.data_root,
                             download=args.download, retain_eval_size=suite.get("retain_eval_size", 5000),
-                            overrides=over,
+                            overrides=over, pretrained=suite.get("pretrained", {}).get(net),
                         ))
     return grid
 

@@ -82,7 +82,7 @@ def run_sweep(
             raise UserError(f"method {m!r} has no alpha to sweep; sweepable: ssd, lfssd, output_dampening, "
                             "global_dampening")
     original, meta = session.model(spec)
-    splits = build_splits(spec, session, meta["sha256"])
+    splits = build_splits(spec, session, meta["sha256"], meta)
     device = torch.device(spec.device)
     torch.manual_seed(spec.seed)
     untrained = splits.model_factory() if splits.model_factory else None

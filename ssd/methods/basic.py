@@ -38,7 +38,8 @@ class RetrainConfig(MethodConfig):
 def retrain(model: nn.Module, splits: Splits, cfg: RetrainConfig) -> nn.Module:
     """Train a fresh model on Dr only (same architecture, same schedule)."""
     if splits.model_factory is None:
-        raise UserError("retrain needs a model factory (the experiment driver provides one)")
+        raise UserError(splits.context.get("references_unavailable")
+                        or "retrain needs a model factory (the experiment driver provides one)")
     net, dataset = splits.context.get("net"), splits.context.get("dataset")
     if net is None or dataset is None:
         raise UserError("retrain needs splits.context['net'] and ['dataset'] to find the schedule")

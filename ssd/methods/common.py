@@ -12,6 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from datasets.base import ImageData
+from ssd.errors import UserError
 from ssd.methods.registry import MethodConfig
 from ssd.splits import Splits
 from ssd.utils import model_device
@@ -71,8 +72,13 @@ def wrong_labels(targets: torch.Tensor, num_classes: int, generator: torch.Gener
 def untrained_like(model: nn.Module, splits: Splits, seed: int = 0) -> nn.Module:
     """A freshly initialised model of the same architecture, on the same device, in eval mode.
 
-    Uses `splits.model_factory` when given; otherwise re-initialises a deep copy's layers.
+    Uses `splits.model_factory` when given (for ViT: the ImageNet weights with a fresh head);
+    otherwise re-initialises a deep copy's layers — refused when the driver said the
+    reference models are unavailable (a ViT without its ImageNet weights folder), since a
+    random ViT is not what the method's reference uses.
     """
+    if splits.context.get("references_unavailable"):
+        raise UserError(splits.context["references_unavailable"])
     torch.manual_seed(seed)
     if splits.model_factory is not None:
         fresh = splits.model_factory()

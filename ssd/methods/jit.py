@@ -26,19 +26,28 @@ from ssd.methods.common import generator_for, model_device
 from ssd.methods.registry import MethodConfig, register_method
 from ssd.splits import Splits
 
-# σ per task for CNNs in the official code (jwf40/Information-Theoretic-Unlearning,
-# src/forget_*_main.py, branch `VGG16`): full class 0.5; sub-class and random 0.01.
+# (σ, η) per task in the official code (jwf40/Information-Theoretic-Unlearning,
+# src/forget_full_class_main.py, forget_subclass_main.py, forget_random_main.py:
+# `lipschitz_weighting`, `learning_rate`): the `VGG16` branch for CNNs, the `ViT` branch for ViT.
 TASK_SIGMA = {"full_class": 0.5, "sub_class": 0.01, "random": 0.01}
+CNN_LR = 3e-4  # learning_rate = 0.0003 in every task
+VIT_SETTINGS = {"full_class": (0.8, 1.5), "sub_class": (1.5, 0.5), "random": (0.5, 0.1)}
+
+
+def reference_values(net: str | None, task: str) -> tuple[float, float]:
+    """(σ, η) of the official JiT runs for this model and task (ViT's own values for "ViT")."""
+    return VIT_SETTINGS[task] if net == "ViT" else (TASK_SIGMA[task], CNN_LR)
 
 
 @dataclass
 class JiTConfig(MethodConfig):
-    """Official JiT settings for the CNN (VGG) runs on CIFAR: `learning_rate = 0.0003`,
-    `n_samples = 25`, `n_epochs = 1`, forget loader batch 128 (`-b` default), plain SGD
+    """Official JiT settings: σ and η per model and task (`reference_values`: VGG's for CNNs,
+    ViT's for ViT), `n_samples = 25`, `n_epochs = 1`, forget loader batch 128 (`-b` default;
+    64 in their sub-class main: `protocol="authors"`), plain SGD
     (`torch.optim.SGD(model.parameters(), lr=learning_rate)`)."""
 
-    lr: float = 3e-4  # η: learning_rate = 0.0003 (VGG, every task)
-    sigma: float | None = None  # σ of the input noise; None: TASK_SIGMA[splits.task]
+    lr: float | None = None  # η; None: the reference value for the model and task (CNN 3e-4)
+    sigma: float | None = None  # σ of the input noise; None: the reference value (CNN: TASK_SIGMA)
     n_samples: int = 25  # N perturbations per forget sample ("n_samples": 25)
     epochs: int = 1  # one pass over Df ("n_epochs": 1)
     batch_size: int = 128  # forget_train_dl batch size
@@ -73,9 +82,10 @@ def jit(model: nn.Module, splits: Splits, cfg: JiTConfig) -> nn.Module:
     data instead of drifting toward noisy forget samples (the official script leaves the
     module in whatever mode it was loaded in).
     """
-    sigma = cfg.sigma if cfg.sigma is not None else TASK_SIGMA[splits.task]
+    ref_sigma, ref_lr = reference_values(splits.context.get("net"), splits.task)
+    sigma = cfg.sigma if cfg.sigma is not None else ref_sigma
     forget = splits.forget.to(model_device(model))
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr if cfg.lr is not None else ref_lr)
     gen = generator_for(cfg)
     model.eval()
     for epoch in range(cfg.epochs):
