@@ -12,13 +12,14 @@ DEFAULT_METRICS = ("DrTest", "DfTest", "Df", "MIA", "ZRF", "MethodTime")
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Sample mean and standard deviation (n−1; 0 for a single value); NaN when empty."""
+    """Sample mean and standard deviation (n−1); NaN when empty, and a NaN std for a single
+    value (one seed has no spread: tables print "n/a" rather than a flattering ± 0.00)."""
     vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not vals:
         return math.nan, math.nan
     mean = sum(vals) / len(vals)
     if len(vals) == 1:
-        return mean, 0.0
+        return mean, math.nan
     var = sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)
     return mean, math.sqrt(var)
 
@@ -44,9 +45,17 @@ def summarize(
 
 
 def fmt(mean: float, std: float, digits: int = 2) -> str:
+    """"mean ± std"; "mean ± n/a" when the std is undefined (one seed); "–" without a mean."""
     if math.isnan(mean):
         return "–"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return f"{mean:.{digits}f} ± " + ("n/a" if math.isnan(std) else f"{std:.{digits}f}")
+
+
+def group_text(key: str, value: Any) -> str:
+    """A group key for display: a random-task row has no forget class, so it reads "random", not None."""
+    if value is None:
+        return "random" if key in ("forget_class_name", "forget_class") else "–"
+    return str(value)
 
 
 def format_table(
@@ -57,7 +66,7 @@ def format_table(
     """A plain-text table for the terminal (Markdown-compatible pipes)."""
     header = [*group_by, "n", *metrics]
     body = [
-        [str(s.get(k, "")) for k in group_by] + [str(s["n"])]
+        [group_text(k, s.get(k)) for k in group_by] + [str(s["n"])]
         + [fmt(s[f"{m}_mean"], s[f"{m}_std"], 3 if m == "MethodTime" else 2) for m in metrics]
         for s in summary
     ]

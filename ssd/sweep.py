@@ -124,6 +124,7 @@ def run_sweep(
                                store: list[tuple[dict[str, Any], dict[str, Any]]] = point_metrics) -> dict[str, Any]:
                 elapsed = time.perf_counter() - clock[0]  # restore + dampen (+ importances, first point)
                 metrics, details = score(model)
+                metrics["_changed"] = changed_weights(model, original)
                 metrics["MethodTime"] = elapsed
                 store.append((metrics, details))
                 clock[0] = time.perf_counter()
@@ -137,23 +138,30 @@ def run_sweep(
                 value = point["lam"] if param == "lambda" else point["alpha"]
                 emit(method, dataclasses.replace(cfg, alpha=point["alpha"], lam=point["lam"]), metrics, details,
                      {"param": param, "value": value, "alpha": point["alpha"], "lambda": point["lam"],
-                      "selected": int(point["selected"]), "includes_importances": i == 0,
+                      "selected": int(point["selected"]), "changed": int(metrics.pop("_changed")),
+                      "includes_importances": i == 0,
                       "cache_hit": point["stats"].get("cache_hit")})
             continue
         entry = METHODS.get(method)
         for alpha in baseline_alphas if baseline_alphas is not None else alphas:
             cfg = method_config(method, dataclasses.replace(spec, method=method, overrides={"alpha": alpha}))
             model = copy.deepcopy(original)
-            before = {n: p.detach().clone() for n, p in model.named_parameters()}
             t0 = time.perf_counter()
             model = entry.fn(model, splits, cfg)
             elapsed = time.perf_counter() - t0
-            changed = sum(int((p.detach() != before[n]).sum()) for n, p in model.named_parameters())
+            changed = changed_weights(model, original)
             metrics, details = score(model)
             metrics["MethodTime"] = elapsed
             emit(method, cfg, metrics, details,
-                 {"param": "alpha", "value": float(alpha), "alpha": float(alpha), "selected": changed})
+                 {"param": "alpha", "value": float(alpha), "alpha": float(alpha), "selected": changed,
+                  "changed": changed})
     return rows
+
+
+def changed_weights(model: nn.Module, original: nn.Module) -> int:
+    """How many weights of `model` differ from `original`'s (same architecture)."""
+    ref = dict(original.named_parameters())
+    return sum(int((p.detach() != ref[n].detach()).sum()) for n, p in model.named_parameters())
 
 
 def _num(v: Any) -> str:

@@ -48,7 +48,11 @@ def _details(drop_class: int | None) -> dict[str, Any]:
 
 def _row(task: str, method: str, cls: int | None, seed: int, values: tuple[float, ...]) -> dict[str, Any]:
     metrics = {k: (None if math.isnan(v) else v) for k, v in zip(KEYS, values, strict=True)}
-    metrics.update({"DrTrain": 99.0, "TestAcc": 91.0, "DfLoss": 2.0, "DrTestLoss": 0.3})
+    metrics.update({"DrTrain": 99.0, "TestAcc": 91.0, "DfLoss": 2.0, "DrTestLoss": 0.3,
+                    "MIA_loss_auc": 0.5 + values[3] / 4, "MIA_conf_auc": 0.5 + values[3] / 5,
+                    "MIA_loss_tpr@1%": values[3] / 10, "MIA_conf_tpr@1%": values[3] / 20})
+    if method != "baseline":
+        metrics["ActDist"] = 0.1
     forgot = method != "baseline" and cls is not None
     return {
         "run_key": f"{task}-{method}-{cls}-{seed}", "task": task, "net": "ConvNet", "dataset": "Toy",
@@ -149,13 +153,18 @@ def test_markdown_csv_and_latex_agree(results: Path) -> None:
     for method in full.methods:
         for i, label in enumerate(md_header[1:]):
             cls, metric = (s.strip() for s in label.split("·"))
+            if metric == "Flag":  # the verdict: the same words in all three
+                flag = body[method][header.index(f"{cls} flag")]
+                assert md_rows[method][i].removeprefix("⚠ ") == flag
+                assert tex_rows[method][i].removeprefix(r"\textbf{!} ") == flag
+                continue
             mean = float(body[method][header.index(f"{cls} {metric} mean")])
             std = float(body[method][header.index(f"{cls} {metric} std")])
             digits = 3 if metric in ("MIA", "ZRF", "Time (s)", "Cached (s)") else 2
             expect = f"{mean:.{digits}f} ± {std:.{digits}f}"
             assert md_rows[method][i] == expect
             assert tex_rows[method][i] == expect.replace("±", r"$\pm$")
-    assert r"\multicolumn{6}{c}{forget c0}" in tex and r"\begin{tabular}" in tex
+    assert r"\multicolumn{7}{c}{forget c0}" in tex and r"\begin{tabular}" in tex
 
 
 def test_chosen_run_and_unknown_run(results: Path, tmp_path: Path) -> None:
@@ -191,3 +200,45 @@ def test_time_column_is_cold_with_the_cached_time_beside_it() -> None:
     table = build_tables([row])[0]
     assert table.cells[("ssd", "c0", "Time (s)")].mean == pytest.approx(3.05)
     assert table.cells[("ssd", "c0", "Cached (s)")].mean == pytest.approx(0.05)
+
+
+def test_rows_that_did_not_forget_or_collapsed_are_flagged(results: Path) -> None:
+    """global_dampening sits at ~11 % retain accuracy on 3 classes (chance 33 %, original ~91 %): collapsed;
+    SSD's random-task forget accuracy (96 %) is within 5 points of the original's (99.5 %): did not forget.
+    A table that printed these rows without a word would flatter."""
+    tables = {t.task: t for t in build_tables([r for r in load_rows(results) if "sweep" not in r])}
+    full, rand = tables["full_class"], tables["random"]
+    assert full.flags[("global_dampening", "c0")].flag == "collapsed"
+    assert full.flags[("ssd", "c0")].flag == ""  # forgot (2 % vs 96 %), kept retain (87 vs 91: within 5)
+    assert full.flags[("baseline", "c0")].flag == "reference"
+    assert rand.flags[("ssd", "random")].flag == "did not forget"
+    md = to_markdown(full)
+    assert "⚠ collapsed" in md and "⚠ did not forget" not in md
+
+
+def test_a_retrained_model_that_stays_put_means_not_judged(results: Path) -> None:
+    from ssd.report.verdicts import cell_verdicts
+
+    rows = [r for r in load_rows(results) if r["task"] == "random" and "sweep" not in r]
+    retrain = [{**r, "method": "retrain", "run_key": r["run_key"] + "-r"} for r in rows if r["method"] == "baseline"]
+    for r in retrain:  # a retrained model that scores the forgotten samples like the original: nothing to detect
+        r["metrics"] = {**r["metrics"], "Df": r["metrics"]["Df"] - 1.0}
+    assert cell_verdicts(rows + retrain)["ssd"].flag == "not judged"
+
+
+def test_one_seed_prints_na_not_zero_spread(results: Path) -> None:
+    rows = [r for r in load_rows(results) if "sweep" not in r and r["seed"] == 0]
+    full = next(t for t in build_tables(rows) if t.task == "full_class")
+    assert full.text("ssd", "c0", "Dr", 2) == "88.00 ± n/a"
+    assert "± 0.00" not in to_markdown(full)
+
+
+def test_privacy_table_and_page_contents(report: Path) -> None:
+    out = report.parent
+    text, page = report.read_text(), (out / "index.html").read_text()
+    assert (out / "tables" / "full_class_Toy_ConvNet_privacy.md").is_file()
+    assert "Loss AUC" in text and "TPR@1%" in text
+    anchors = re.findall(r"\]\(#([^)]+)\)", text)  # the table of contents links every h2/h3 heading
+    assert "tables" in anchors and "sweeps" in anchors
+    for a in anchors:
+        assert f"id='{a}'" in page, a

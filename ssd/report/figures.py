@@ -97,42 +97,90 @@ def _diag_acc(cm: np.ndarray) -> float:
     return float(100 * np.trace(cm) / total) if total else math.nan
 
 
+def _forget_class_acc(row: Row) -> np.ndarray:
+    """Per-class accuracy (%) of the forget set from its confusion matrix (NaN for absent classes)."""
+    cm = np.asarray(row.get("details", {}).get("forget_confusion") or [], dtype=float)
+    if cm.ndim != 2 or cm.size == 0:
+        return np.zeros(0)
+    totals = cm.sum(axis=1)
+    return np.divide(100 * np.diag(cm), totals, out=np.full(len(totals), np.nan), where=totals > 0)
+
+
 def classwise_figure(before: Row, after: Row, path: Path) -> Path | None:
-    """Per-class test accuracy before/after, and each class's drop ("forgetfulness") as bars."""
+    """Per-class test accuracy before/after, and below it what forgetting changed.
+
+    Class tasks: each class's drop ("forgetfulness"). Sub-class: the forgotten fine class
+    (its test accuracy, DfTest) is drawn beside the coarse outputs, since only it should drop.
+    Random samples: the test classes barely move, so the lower panel shows the forgotten
+    samples' accuracy per class before and after instead."""
     acc_b = np.asarray(before.get("details", {}).get("test_class_acc") or [], dtype=float)
     acc_a = np.asarray(after.get("details", {}).get("test_class_acc") or [], dtype=float)
     if acc_b.size == 0 or acc_b.shape != acc_a.shape:
         return None
+    task = after.get("task")
     names = class_names(after)
     names = names if len(names) == acc_a.size else [str(i) for i in range(acc_a.size)]
-    x = np.arange(acc_a.size)
     forget = output_class(after)
+    if task == "sub_class" and math.isfinite(metric(after, "DfTest")):
+        names = [*names, f"{class_label(after)}\n(fine, forgotten)"]
+        acc_b = np.append(acc_b, metric(before, "DfTest"))
+        acc_a = np.append(acc_a, metric(after, "DfTest"))
+    x = np.arange(acc_a.size)
     fig = Figure(figsize=(max(8.0, 0.35 * acc_a.size + 3), 7.5), layout="constrained")
-    top, bottom = fig.subplots(2, 1, sharex=True)
+    top, bottom = fig.subplots(2, 1)
     w = 0.4
     top.bar(x - w / 2, acc_b, w, color=BEFORE_COLOR, label="before (baseline)")
     top.bar(x + w / 2, acc_a, w, color=AFTER_COLOR, label=f"after ({after.get('method')})")
     top.set_ylabel("Test accuracy (%)")
     top.set_ylim(0, 119)
-    top.set_title("Class-wise test accuracy")
+    top.set_title("Class-wise test accuracy" + (" (last bar: the forgotten fine class's test images)"
+                                                if task == "sub_class" else ""), fontsize=10)
     top.legend(loc="upper center", ncols=2, fontsize=9)
-    drop = acc_b - acc_a
-    colors = [HIGHLIGHT if forget is not None and i == forget else AFTER_COLOR for i in x]
-    bars = bottom.bar(x, drop, 0.6, color=colors)
-    if acc_a.size <= 20:
-        bottom.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
-    bottom.axhline(0, color="black", lw=0.8)
-    bottom.set_ylabel("Accuracy drop (percentage points)")
-    which = "the forgotten class" if after.get("task") == "full_class" else "the coarse class holding the sub-class"
-    note = f"; red = {which} ({names[forget]})" if forget is not None and forget < len(names) else ""
-    bottom.set_title(f"Forgetfulness: before − after, per class{note}")
-    lo, hi = float(np.nanmin(np.append(drop, 0))), float(np.nanmax(np.append(drop, 0)))
-    pad = 0.12 * max(hi - lo, 1.0)
-    bottom.set_ylim(lo - pad, hi + pad)
-    _ticks(bottom, names, "x")
-    bottom.set_xlabel("Class" if after.get("task") != "sub_class" else "Coarse class (the model's outputs)")
-    fig.suptitle(run_title(after))
+    _ticks(top, names, "x")
+    if task == "random":
+        _random_forget_panel(bottom, before, after, names)
+    else:
+        drop = acc_b - acc_a
+        red = {forget, acc_a.size - 1} if task == "sub_class" else {forget}
+        colors = [HIGHLIGHT if i in red else AFTER_COLOR for i in x]
+        bars = bottom.bar(x, drop, 0.6, color=colors)
+        if acc_a.size <= 21:
+            bottom.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
+        bottom.axhline(0, color="black", lw=0.8)
+        bottom.set_ylabel("Accuracy drop (points)")
+        which = ("the forgotten class" if task == "full_class"
+                 else "the forgotten fine class and the coarse class holding it")
+        note = f"\nred = {which}" if forget is not None and forget < len(names) else ""
+        bottom.set_title(f"Forgetfulness: before − after, per class{note}", fontsize=10)
+        lo, hi = float(np.nanmin(np.append(drop, 0))), float(np.nanmax(np.append(drop, 0)))
+        pad = 0.12 * max(hi - lo, 1.0)
+        bottom.set_ylim(min(lo - pad, -5), max(hi + pad, 5))  # ±5 points at least: noise stays small
+        _ticks(bottom, names, "x")
+        bottom.set_xlabel("Class" if task != "sub_class" else "Coarse class (the model's outputs), then the fine class")
+    fig.suptitle(run_title(after), fontsize=11)
     return save(fig, path)
+
+
+def _random_forget_panel(ax: Axes, before: Row, after: Row, names: Sequence[str]) -> None:
+    """Accuracy on the forgotten training samples per class, before and after (random task)."""
+    fb, fa = _forget_class_acc(before), _forget_class_acc(after)
+    cm = np.asarray(after.get("details", {}).get("forget_confusion") or [], dtype=float)
+    if fb.size == 0 or fb.shape != fa.shape or fb.size != len(names):
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no per-class forget-set details in these rows", ha="center", transform=ax.transAxes)
+        return
+    x = np.arange(fb.size)
+    w = 0.4
+    ax.bar(x - w / 2, np.nan_to_num(fb), w, color=BEFORE_COLOR, label="before")
+    bars = ax.bar(x + w / 2, np.nan_to_num(fa), w, color=AFTER_COLOR, label="after")
+    counts = cm.sum(axis=1).astype(int)
+    ax.bar_label(bars, labels=[f"n={c}" for c in counts], fontsize=7, padding=2)
+    ax.set_ylim(0, 119)
+    ax.set_ylabel("Accuracy on forgotten\nsamples (%)")
+    ax.set_title(f"The {int(cm.sum())} forgotten training samples, by class: accuracy before and after "
+                 f"(overall {metric(before, 'Df'):.1f} → {metric(after, 'Df'):.1f} %)", fontsize=10)
+    _ticks(ax, names, "x")
+    ax.set_xlabel("Class")
 
 
 def accuracy_bars_figure(before: Row, after: Row, path: Path) -> Path:
@@ -157,48 +205,85 @@ def accuracy_bars_figure(before: Row, after: Row, path: Path) -> Path:
 
 
 def method_bars_figure(rows: Sequence[Row], path: Path) -> Path:
-    """Dr, Df and MIA per method (mean over seeds, error bars = std) for one forget request."""
+    """Every headline metric per method for one forget request: a grid of horizontal-bar panels
+    sharing the method axis (mean over seeds, error bars = std). Methods the report flags carry
+    the flag in their label and are hatched; dashed = the original model, dotted = retrain."""
+    from ssd.report.verdicts import cell_verdicts
+
     task = str(rows[0].get("task"))
     dk = df_key(task)
     panels = [("Dr: retain-test accuracy (%)", "DrTest", 100.0),
               (f"Df: forget-{'train' if dk == 'Df' else 'test'} accuracy (%)", dk, 100.0),
-              ("MIA: forget samples called members", "MIA", 1.0)]
+              ("MIA (entropy): share called members", "MIA", 1.0),
+              ("ActDist: L2 to the retrained model", "ActDist", math.nan),
+              ("Loss attack ROC-AUC (0.5 = chance)", "MIA_loss_auc", 1.0),
+              ("Confidence attack ROC-AUC", "MIA_conf_auc", 1.0),
+              ("Loss attack TPR at 1% FPR", "MIA_loss_tpr@1%", math.nan),
+              ("Confidence attack TPR at 1% FPR", "MIA_conf_tpr@1%", math.nan)]
+    panels = [p for p in panels if any(math.isfinite(metric(r, p[1])) for r in rows)]
     methods = order_methods(r["method"] for r in rows)
-    fig = Figure(figsize=(max(9.0, 3 * (0.42 * len(methods) + 0.8)), 4.6), layout="constrained")
-    axes = fig.subplots(1, 3)
-    x = np.arange(len(methods))
-    for ax, (title, key, top) in zip(axes, panels, strict=True):
+    flags = cell_verdicts(rows)
+    labels = [m + (f"  ⚠ {flags[m].flag}" if m in flags and flags[m].bad else "") for m in methods]
+    ncols = min(4, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(3.6 * ncols + 1.8, nrows * (0.26 * len(methods) + 1.3) + 0.9), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
+    y = np.arange(len(methods))
+    reference = {m: [r for r in rows if r["method"] == m] for m in ("baseline", "retrain")}
+    for ax, (title, key, top) in zip(axes, panels, strict=False):
         stats = [mean_std([metric(r, key) for r in rows if r["method"] == m]) for m in methods]
         means = np.array([s[0] for s in stats])
         stds = np.nan_to_num(np.array([s[1] for s in stats]))
         colors = [HIGHLIGHT if m in ("ssd", "lfssd") else BEFORE_COLOR if m == "baseline" else AFTER_COLOR
                   for m in methods]
-        ax.bar(x, np.nan_to_num(means), 0.7, yerr=stds, capsize=3, color=colors, error_kw={"lw": 1})
-        for xi, mu, sd in zip(x, means, stds, strict=True):
-            text = "n/a" if math.isnan(mu) else f"{mu:.1f}" if top > 1 else f"{mu:.2f}"
-            ax.text(xi, np.nan_to_num(mu) + sd + top * 0.01, text, ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(x, methods, rotation=45, ha="right")
-        ax.set_ylim(0, top * 1.12)
-        ax.set_title(title, fontsize=10)
+        bars = ax.barh(y, np.nan_to_num(means), 0.7, xerr=stds, capsize=2, color=colors, error_kw={"lw": 0.8})
+        for bar, m in zip(bars, methods, strict=True):
+            if m in flags and flags[m].bad:
+                bar.set_hatch("///")
+                bar.set_alpha(0.55)
+        span = top if math.isfinite(top) else max(float(np.nanmax(np.append(means + stds, 1e-9))), 1e-9)
+        for yi, mu, sd in zip(y, means, stds, strict=True):
+            text = "n/a" if math.isnan(mu) else f"{mu:.1f}" if span > 1.5 else f"{mu:.2f}"
+            ax.text(np.nan_to_num(mu) + sd + span * 0.015, yi, text, va="center", fontsize=7)
+        for ref_rows, style in zip(reference.values(), ("--", ":"), strict=True):
+            value = mean_std([metric(r, key) for r in ref_rows])[0] if ref_rows else math.nan
+            if math.isfinite(value) and key != "ActDist":
+                ax.axvline(value, color="#444444", ls=style, lw=1)
+        if key.endswith("_auc"):
+            ax.axvline(0.5, color="#2ca02c", lw=1)
+        ax.set_xlim(0, span * 1.18)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(True, axis="x", alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    axes[0].set_yticks(y, labels, fontsize=8)
+    axes[0].invert_yaxis()
     seeds = sorted({r.get("seed") for r in rows}, key=str)
     fig.suptitle(f"{task.replace('_', '-')} · {rows[0].get('net')}/{rows[0].get('dataset')} · forget "
-                 f"{class_label(rows[0])} — mean ± std over {len(seeds)} seed(s); red = SSD")
+                 f"{class_label(rows[0])} — mean ± std over {len(seeds)} seed(s). Red = SSD, grey = the original "
+                 "model; dashed line = original, dotted = retrain; hatched = flagged", fontsize=10)
     return save(fig, path)
+
+
+TIME_FLOOR = 1e-3  # seconds: below this a method did no training (baseline, the dampening baselines)
 
 
 def time_figure(rows: Sequence[Row], path: Path) -> Path | None:
     """Method wall-clock time per method on a log axis (pooled over forget classes and seeds): the
-    cold time (SSD with D's importances computed, even where this run read them from the cache)."""
+    cold time (SSD with D's importances computed, even where this run read them from the cache);
+    methods under `TIME_FLOOR` are left out and named in the title."""
     methods = order_methods(r["method"] for r in rows)
     key = {id(r): "MethodTimeCold" if "MethodTimeCold" in r.get("metrics", {}) else "MethodTime" for r in rows}
     stats = {m: mean_std([metric(r, key[id(r)]) for r in rows if r["method"] == m]) for m in methods}
-    methods = [m for m in methods if stats[m][0] > 0]  # log axis: a zero time cannot be drawn
+    left_out = [m for m in methods if not stats[m][0] >= TIME_FLOOR]
+    methods = [m for m in methods if m not in left_out]
     if not methods:
         return None
     means = np.array([stats[m][0] for m in methods])
     stds = np.nan_to_num(np.array([stats[m][1] for m in methods]))
     lower = np.minimum(stds, means * 0.9)  # keep the whisker above zero on a log axis
-    fig = Figure(figsize=(8, 0.42 * len(methods) + 1.8), layout="constrained")
+    fig = Figure(figsize=(8, 0.42 * len(methods) + 2.0), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(methods))
     colors = [HIGHLIGHT if m in ("ssd", "lfssd") else AFTER_COLOR for m in methods]
@@ -211,7 +296,9 @@ def time_figure(rows: Sequence[Row], path: Path) -> Path | None:
     ax.invert_yaxis()
     ax.set_xlabel("Method wall-clock time, cold (s, log scale); error bars = std over runs")
     r0 = rows[0]
-    ax.set_title(f"Method time — {str(r0.get('task')).replace('_', '-')} · {r0.get('net')}/{r0.get('dataset')}")
+    note = f"\nleft out (under {TIME_FLOOR * 1000:g} ms, nothing trained): {', '.join(left_out)}" if left_out else ""
+    ax.set_title(f"Method time — {str(r0.get('task')).replace('_', '-')} · {r0.get('net')}/{r0.get('dataset')}{note}",
+                 fontsize=10)
     return save(fig, path)
 
 

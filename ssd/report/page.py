@@ -50,10 +50,33 @@ class Page:
     def grid(self, header: list[str], body: list[list[str]]) -> None:
         self.blocks.append(("grid", header, body))
 
+    def toc(self) -> None:
+        """A table of contents of the h2/h3 headings, rendered where this is called."""
+        self.blocks.append(("toc",))
+
+    def anchors(self) -> list[str]:
+        """An id per heading block, as GitHub derives them (lower case, punctuation dropped, spaces → -)."""
+        seen: dict[str, int] = {}
+        out = []
+        for b in self.blocks:
+            if b[0] != "h":
+                continue
+            base = "".join(c for c in b[2].lower() if c.isalnum() or c in " -_").replace(" ", "-")
+            n = seen.get(base, 0)
+            seen[base] = n + 1
+            out.append(base if n == 0 else f"{base}-{n}")
+        return out
+
+    def _toc_entries(self) -> list[tuple[int, str, str]]:
+        heads = [b for b in self.blocks if b[0] == "h"]
+        return [(b[1], b[2], a) for b, a in zip(heads, self.anchors(), strict=True) if b[1] in (2, 3)]
+
     def markdown(self) -> str:
         out: list[str] = []
         for b in self.blocks:
-            if b[0] == "h":
+            if b[0] == "toc":
+                out.append("\n".join(f"{'  ' * (lvl - 2)}- [{text}](#{a})" for lvl, text, a in self._toc_entries()))
+            elif b[0] == "h":
                 out.append(f"{'#' * b[1]} {b[2]}")
             elif b[0] == "p":
                 out.append(b[1])
@@ -73,10 +96,17 @@ class Page:
                "table{border-collapse:collapse;font-size:90%;margin:.5em 0}"
                "td,th{border:1px solid #ccc;padding:2px 6px;text-align:center}"
                "img{max-width:100%;border:1px solid #eee}figcaption{color:#444;font-size:90%}"
+               "tr.flagged td{background:#fdecea}nav.toc{background:#f6f6f6;padding:.3em 1em;columns:2}"
+               "nav.toc ul{margin:0;padding-left:1.2em}"
                "</style></head><body>"]
+        anchors = iter(self.anchors())
         for b in self.blocks:
-            if b[0] == "h":
-                out.append(f"<h{b[1]}>{e(b[2])}</h{b[1]}>")
+            if b[0] == "toc":
+                items = "".join(f"<li style='margin-left:{(lvl - 2) * 1.2}em'><a href='#{e(a)}'>{e(text)}</a></li>"
+                                for lvl, text, a in self._toc_entries())
+                out.append(f"<nav class='toc'><strong>Contents</strong><ul>{items}</ul></nav>")
+            elif b[0] == "h":
+                out.append(f"<h{b[1]} id='{e(next(anchors))}'>{e(b[2])}</h{b[1]}>")
             elif b[0] == "p":
                 out.append(f"<p>{_inline_html(b[1])}</p>")
             elif b[0] == "md":
@@ -108,34 +138,48 @@ def _html_table(header: list[str], body: list[list[str]], caption: str | None = 
 
 
 def _table_html(t: Any) -> str:
-    """The paper layout in HTML, where column groups can span (Markdown cannot)."""
-    from ssd.report.tables import COLUMNS, group_label
+    """The paper layout in HTML, where column groups can span (Markdown cannot); flagged rows are tinted."""
+    from ssd.report.tables import group_label
 
     e = html.escape
-    k = len(COLUMNS)
+    k = len(t.labels)
     groups = "<th></th>" + "".join(f"<th colspan='{k}'>{e(group_label(t, c))}</th>" for c in t.classes)
-    labels = "<th>Method</th>" + "".join(f"<th>{e(label)}</th>" for _ in t.classes for label, _ in COLUMNS)
-    rows = "".join("<tr><td>" + e(m) + "</td>" + "".join(f"<td>{e(t.text(m, c, label, d))}</td>"
-                                                          for c in t.classes for label, d in COLUMNS) + "</tr>"
-                   for m in t.methods)
+    labels = "<th>Method</th>" + "".join(f"<th>{e(label)}</th>" for _ in t.classes for label in t.labels)
+    rows = []
+    for m in t.methods:
+        bad = [v for (meth, _), v in t.flags.items() if meth == m and v.bad]
+        style = " class='flagged' title='" + e("; ".join(v.why for v in bad)) + "'" if bad else ""
+        rows.append(f"<tr{style}><td>{e(m)}</td>" + "".join(f"<td>{e(c)}</td>" for c in t.row_cells(m)) + "</tr>")
     return (f"<table><caption>{e(t.caption())}</caption><thead><tr>{groups}</tr><tr>{labels}</tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
+            f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 def _tables_section(page: Page, runs: list[Row], out: Path) -> None:
+    from ssd.report.verdicts import legend
+
     tables = build_tables(runs)
-    files = write_tables(tables, out / "tables")
+    privacy = {t.name.removesuffix("_privacy"): t for t in build_tables(runs, kind="privacy")}
+    files = write_tables([*tables, *privacy.values()], out / "tables")
     (out / "tables" / "summary.csv").write_text(summary_csv(runs))
     page.h(2, "Tables")
-    page.p("Mean ± std over seeds (sample std, n − 1). A row per method, a column group per forget class. "
-           "Each table is also saved as Markdown, CSV (full precision) and LaTeX (booktabs); "
+    page.p("Mean ± std over seeds (sample std, n − 1; n/a with one seed). A row per method, a column group per "
+           "forget class; a second table per task holds the stronger membership attacks and the distance to the "
+           "retrained model. Each table is also saved as Markdown, CSV (full precision) and LaTeX (booktabs); "
            "every metric of every group is in [tables/summary.csv](tables/summary.csv).")
+    page.p(legend())
     for t in tables:
         page.h(3, f"{t.task.replace('_', '-')} · {t.net} on {t.dataset}")
-        page.blocks.append(("md", to_markdown(t) + f"\n\n*{t.caption()}*", _table_html(t)))
-        links = " · ".join(f"[{label}]({files[t.name][fmt].relative_to(out).as_posix()})"
-                           for label, fmt in (("Markdown", "md"), ("CSV", "csv"), ("LaTeX", "tex")))
-        page.p(f"Files: {links}")
+        bad = [(m, c, v) for (m, c), v in t.flags.items() if v.bad]
+        if bad:
+            page.p("Flagged: " + "; ".join(f"{m}" + (f" ({c})" if len(t.classes) > 1 else "") + f" {v.flag}: {v.why}"
+                                           for m, c, v in sorted(bad, key=lambda b: t.methods.index(b[0]))) + ".")
+        for shown in (t, privacy.get(t.name)):
+            if shown is None:
+                continue
+            page.blocks.append(("md", to_markdown(shown) + f"\n\n*{shown.caption()}*", _table_html(shown)))
+            links = " · ".join(f"[{label}]({files[shown.name][fmt].relative_to(out).as_posix()})"
+                               for label, fmt in (("Markdown", "md"), ("CSV", "csv"), ("LaTeX", "tex")))
+            page.p(f"Files: {links}")
 
 
 def _methods_section(page: Page, runs: list[Row], out: Path) -> None:
@@ -153,12 +197,15 @@ def _methods_section(page: Page, runs: list[Row], out: Path) -> None:
         for cls, rows in by_class.items():
             path = F.method_bars_figure(rows, out / "figures" / f"methods_{slug(task, dataset, net, cls)}.png")
             which = "forget-train (random task)" if df_key(task) == "Df" else "forget-test"
-            page.img(path, out, f"Dr (retain-test accuracy), Df ({which} accuracy) and MIA per method, forgetting "
-                     f"{cls}: bars = mean over seeds, error bars = std; SSD in red, the baseline in grey.")
+            page.img(path, out, f"Per method, forgetting {cls}: Dr (retain-test accuracy), Df ({which} "
+                     "accuracy), the entropy MIA, ActDist to the retrained model, and the loss and confidence "
+                     "attacks (ROC-AUC, TPR at 1 % FPR); bars = mean over seeds, error bars = std; SSD in red, the "
+                     "baseline in grey; flagged methods are hatched and named with their flag.")
         path = F.time_figure(members, out / "figures" / f"time_{slug(task, dataset, net)}.png")
         if path is not None:
             page.img(path, out, "Method wall-clock time (log scale), pooled over forget classes and seeds; "
-                     "methods with zero time (nothing to do) are left out.")
+                     f"methods under {F.TIME_FLOOR * 1000:g} ms (nothing trained) are left out and named in the "
+                     "title. Times on a shared machine: compare ratios within one run.")
 
 
 def _before_after_section(page: Page, runs: list[Row], out: Path, run_key: str | None) -> None:
@@ -213,7 +260,7 @@ def _sweeps_section(page: Page, sweeps: list[Row], out: Path) -> None:
             if tag in path.name:
                 page.img(path, out, caption)
         df = "Df (train)" if df_key(str(key[0])) == "Df" else "DfTest"
-        page.grid(["method", "param", "value", "changed", f"{df} %", "DrTest %", "MIA", "forg. eff.", "retention"],
+        page.grid(["method", "param", "value", "selected", "changed", f"{df} %", "DrTest %", "MIA", "forg. eff.", "retention"],
                   sweep_table(members))
 
 
@@ -233,6 +280,7 @@ def write_report(paths_or_rows: RowsOrPaths, out_dir: str | Path, run_key: str |
            + (f" from {', '.join(f'`{s}`' for s in sources)}" if sources else "")
            + f"; written {datetime.now(UTC).isoformat(timespec='seconds')}. Accuracies are in %, MIA and ZRF "
            "are fractions, times are seconds.")
+    page.toc()
     if runs:
         _tables_section(page, runs, out)
         _methods_section(page, runs, out)

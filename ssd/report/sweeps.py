@@ -39,6 +39,12 @@ def retention_score(row: Row) -> float:
     return (acc / 100) / loss if loss > 0 else math.nan
 
 
+def _changed(row: Row) -> float:
+    """Weights a sweep point changed; older SSD rows recorded only the selection, an upper bound."""
+    s = row["sweep"]
+    return float(s.get("changed", s.get("selected")) or 0)
+
+
 def sweep_groups(rows: Sequence[Row]) -> dict[tuple[Any, ...], list[Row]]:
     groups: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
     for r in rows:
@@ -123,10 +129,9 @@ def param_figure(rows: Sequence[Row], x: str, path: Path) -> Path | None:
     _panel(axes[0], curves, x, lambda r: metric(r, dk), base, f"Forget accuracy, {which} (%)")
     _panel(axes[1], curves, x, lambda r: metric(r, "DrTest"), base, "Retain accuracy, test (%)")
     _panel(axes[2], curves, x, lambda r: metric(r, "MIA"), base, "MIA (fraction called members)")
-    _panel(axes[3], curves, x, lambda r: float(r["sweep"].get("selected") or 0), None,
-           "Weights selected / scaled (count, symlog scale)", y_scale="symlog")
-    axes[3].set_title("ssd: weights selected for dampening; baselines: weights scaled", fontsize=10)
-    most = max(float(r["sweep"].get("selected") or 0) for pts in curves.values() for r in pts)
+    _panel(axes[3], curves, x, _changed, None, "Weights changed (count, symlog scale)", y_scale="symlog")
+    axes[3].set_title("Weights whose value differs from the original", fontsize=10)
+    most = max(_changed(r) for pts in curves.values() for r in pts)
     axes[3].set_ylim(-0.4, max(most, 1.0) * 3)  # room for markers at 0 and at the top
     for ax in axes[:2]:
         ax.set_ylim(-3, 103)
@@ -149,7 +154,9 @@ def efficiency_figure(rows: Sequence[Row], path: Path) -> Path | None:
            "Forgetting efficiency = (1 − Df) ÷ DfLoss")
     _panel(axes[1], curves, "alpha", retention_score, base,
            "Retention score = Dr ÷ DrTestLoss (log scale)", y_scale="log")
-    axes[0].set_title("A ratio: not monotone in forgetting (the original model scores > 0)", fontsize=10)
+    score = forgetting_efficiency(base) if base is not None else math.nan
+    axes[0].set_title("A ratio: not monotone in forgetting" + ("" if not math.isfinite(score) else
+                      f" (the original model scores {score:.3g})"), fontsize=10)
     axes[1].set_title("Higher = retain set accurate and confident", fontsize=10)
     _legend(fig, list(axes), curves)
     fig.suptitle(f"Classroom scores against α: {_title(rows)}\n"
@@ -182,7 +189,11 @@ def write_sweep_figures(rows: Sequence[Row], out_dir: Path) -> list[tuple[Path, 
 
 
 def sweep_table(rows: Sequence[Row]) -> list[list[str]]:
-    """Method, parameter, value, changed count and the key metrics per point, for the index page."""
+    """Method, parameter, value, selected and changed weight counts and the key metrics per point.
+
+    "selected" is SSD's selection (imp_Df > α·imp_D); "changed" counts weights whose value
+    differs from the original (a selected weight with factor 1 is unchanged; for the
+    dampening baselines every scaled non-zero weight changes)."""
     order = order_methods(r["method"] for r in rows)
     latest = {(r["method"], r["sweep"].get("param"), r["sweep"].get("alpha"), r["sweep"].get("lambda")): r
               for r in rows}  # the same point from two sweep files: show it once
@@ -192,9 +203,16 @@ def sweep_table(rows: Sequence[Row]) -> list[list[str]]:
         s = r["sweep"]
         dk = df_key(r.get("task"))
         body.append([r["method"], str(s.get("param")), "–" if s.get("value") is None else f"{s['value']:g}",
-                     str(s.get("selected")), _f(metric(r, dk)), _f(metric(r, "DrTest")), _f(metric(r, "MIA"), 3),
+                     _count(s.get("selected")) if r["method"] in ("ssd", "lfssd") else "–",
+                     _count(s.get("changed", None if r["method"] in ("ssd", "lfssd") else s.get("selected"))),
+                     _f(metric(r, dk)), _f(metric(r, "DrTest")), _f(metric(r, "MIA"), 3),
                      _f(forgetting_efficiency(r), 3), _f(retention_score(r), 3)])
     return body
+
+
+def _count(v: Any) -> str:
+    """A weight count; "n/a" for rows written before sweeps recorded it."""
+    return "n/a" if v is None else f"{int(v):,}"
 
 
 def _f(v: float, digits: int = 2) -> str:

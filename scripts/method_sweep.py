@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+"""Grid over one method's settings on a suite's checkpoints: does the method forget, and at what cost?
+
+How the quick suite's per-method settings (configs/suites/quick.toml) were chosen. Each
+grid point runs the method on every task of the suite (the suite's forget classes, the
+given seeds) and prints forget accuracy, retain-test accuracy and method time next to the
+original model's; rows are appended to `--results` (a benchmark, not a test).
+
+    .venv/bin/python scripts/method_sweep.py --suite quick --method finetune --grid lr=0.02,0.1 --grid epochs=5,20
+    .venv/bin/python scripts/method_sweep.py --method blindspot --grid "lr=1e-4 1e-3" --tasks full_class
+
+`--grid NAME=V1,V2` (commas or spaces) may repeat; the grid is their product. Values are
+Python literals where they parse as one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import itertools
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from ssd.errors import UserError, run_cli  # noqa: E402
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[object]]:
+    grid: dict[str, list[object]] = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--grid expects NAME=V1,V2, got {item!r}")
+        name, raw = item.split("=", 1)
+        values: list[object] = []
+        for text in raw.replace(",", " ").split():
+            try:
+                values.append(ast.literal_eval(text))
+            except (ValueError, SyntaxError):
+                values.append(text)
+        if not values:
+            raise UserError(f"--grid {name}= needs at least one value")
+        grid[name.strip()] = values
+    return grid
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="scripts/method_sweep.py", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--suite", default="quick", help="suite whose tasks and checkpoints are used")
+    p.add_argument("--method", required=True, help="a registered method name")
+    p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2", help="a setting and its values")
+    p.add_argument("--tasks", default=None, help="comma-separated task names (default: all of the suite's)")
+    p.add_argument("--seeds", default="0", help="e.g. 0 or 0-2 or 0,2")
+    p.add_argument("--results", default="results/method_sweep.jsonl", help="rows are appended here")
+    args = p.parse_args(argv)
+
+    from ssd.experiment import RunSpec, Session, run_one
+    from ssd.methods.registry import METHODS
+    from ssd.report.rows import df_key
+    from ssd.results import append_row
+    from ssd.suite import checkpoint_for, load_suite, parse_seeds
+
+    METHODS.get(args.method)
+    suite = load_suite(args.suite)
+    grid = parse_grid(args.grid)
+    tasks = [t for t in suite["tasks"] if args.tasks is None or t["task"] in args.tasks.split(",")]
+    names = list(grid)
+    session = Session()
+    print(f"| task | class | seed | {' | '.join(names) or 'setting'} | Df % (orig) | DrTest % (orig) | time s |")
+    print("|" + "---|" * (len(names or [0]) + 6))
+    for task in tasks:
+        net = (suite.get("nets") or ["ConvNet"])[0]
+        ckpt = checkpoint_for(suite, net, task["dataset"])
+        if not Path(ckpt).is_file():
+            raise UserError(f"no checkpoint {ckpt}: run ./MAIN_run_experiments.sh --suite {args.suite} first")
+        for cls in task.get("classes", [None]):
+            for seed in parse_seeds(args.seeds):
+                common = dict(task=task["task"], net=net, dataset=task["dataset"], weight_path=ckpt,
+                              forget_class=cls, n_forget=task.get("n_forget", 100), seed=seed,
+                              device=suite.get("device", "cpu"),
+                              retain_eval_size=suite.get("retain_eval_size", 5000))
+                base = run_one(RunSpec(method="baseline", **common), session)["metrics"]
+                dk = df_key(task["task"])
+                for values in itertools.product(*grid.values()) if names else [()]:
+                    over = dict(zip(names, values, strict=True))
+                    row = run_one(RunSpec(method=args.method, overrides=over, **common), session)
+                    append_row(args.results, row)
+                    m = row["metrics"]
+                    print(f"| {task['task']} | {cls or '-'} | {seed} | "
+                          + " | ".join(str(v) for v in values) + (" | default" if not names else "")
+                          + f" | {m[dk]:.1f} ({base[dk]:.1f}) | {m['DrTest']:.1f} ({base['DrTest']:.1f}) "
+                          f"| {m['MethodTime']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
