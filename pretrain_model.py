@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1")
     p.add_argument("--pretrained", default=None, help="local folder of ImageNet weights for ViT")
+    p.add_argument("--width", type=int, default=None, help="ResNet18 base width (default 64, the paper's)")
+    p.add_argument("--train-subset", type=int, default=None, help="train on a class-balanced subset of N images")
+    p.add_argument("--test-subset", type=int, default=None, help="score on a class-balanced subset of N test images")
     p.add_argument("--no-progress", action="store_true", help="hide the per-epoch progress bar")
     return p
 
@@ -50,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> float:
         args.net, args.dataset, data_root=args.data_root, download=args.download, epochs=args.epochs,
         batch_size=args.b, lr=args.lr, warm=args.warm, seed=args.seed, device=device, out=out,
         pretrained=args.pretrained, progress=not args.no_progress,
+        model_options={} if args.width is None else {"width": args.width},
+        train_subset=args.train_subset, test_subset=args.test_subset,
     )
     print(f"test accuracy: {result.test_acc:.2f}% (best {result.best_acc:.2f}%)  checkpoints: {out}/best.pt, last.pt")
     return result.test_acc

@@ -260,3 +260,23 @@ def concat_data(*parts: ImageData) -> ImageData:
 def with_targets(data: ImageData, targets: torch.Tensor) -> ImageData:
     """The same images with other labels (relabelling methods such as amnesiac)."""
     return ImageData(data.info, data.images, targets.to(data.targets.device), data.fine_targets, data.indices)
+
+
+def balanced_subset(data: ImageData, n: int, seed: int = 0) -> ImageData:
+    """`n` rows, as equal a share per class as `n` allows (the first classes get the remainder),
+    drawn with `seed`, kept in their original order. Classes are the fine labels when there
+    are any, so a coarse dataset's subset holds the same images as its fine twin's."""
+    if not 0 < n <= len(data):
+        raise ValueError(f"a subset of {n} rows cannot be drawn from {len(data)}")
+    labels = (data.fine_targets if data.fine_targets is not None else data.targets).cpu()
+    classes = torch.unique(labels).tolist()
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(data), generator=gen)
+    pools = {c: perm[labels[perm] == c] for c in classes}
+    share, extra = divmod(n, len(classes))
+    want = {c: share + (i < extra) for i, c in enumerate(classes)}
+    short = {c: want[c] - len(pools[c]) for c in classes if want[c] > len(pools[c])}
+    if short:
+        raise ValueError(f"classes {sorted(short)} have too few rows for a balanced subset of {n}")
+    picked = torch.cat([pools[c][: want[c]] for c in classes])
+    return data.subset(torch.sort(picked).values)

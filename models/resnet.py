@@ -48,22 +48,26 @@ class CifarResNet(nn.Module):
     """ResNet for small images: the stem keeps full resolution, so 32 px ends at 4×4."""
 
     def __init__(
-        self, num_blocks: tuple[int, int, int, int], num_classes: int, in_channels: int = 3
+        self, num_blocks: tuple[int, int, int, int], num_classes: int, in_channels: int = 3, width: int = 64
     ) -> None:
         super().__init__()
-        self.in_channels = 64
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ValueError(f"ResNet width must be a positive integer, got {width!r}")
+        self.width = width
+        self.in_channels = width
         self.conv1 = nn.Sequential(
-            nn.Conv2d(in_channels, 64, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(64),
+            nn.Conv2d(in_channels, width, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
             nn.ReLU(),
         )
-        self.conv2_x = self._make_layer(64, num_blocks[0], 1)
-        self.conv3_x = self._make_layer(128, num_blocks[1], 2)
-        self.conv4_x = self._make_layer(256, num_blocks[2], 2)
-        self.conv5_x = self._make_layer(512, num_blocks[3], 2)
+        # Stage widths are width × (1, 2, 4, 8): 64/128/256/512 at the paper's width 64.
+        self.conv2_x = self._make_layer(width, num_blocks[0], 1)
+        self.conv3_x = self._make_layer(2 * width, num_blocks[1], 2)
+        self.conv4_x = self._make_layer(4 * width, num_blocks[2], 2)
+        self.conv5_x = self._make_layer(8 * width, num_blocks[3], 2)
         # Adaptive pooling makes any input ≥ 8 px (1×1 after conv5_x) work unchanged.
         self.avg_pool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512 * BasicBlock.expansion, num_classes)
+        self.fc = nn.Linear(8 * width * BasicBlock.expansion, num_classes)
 
     def _make_layer(self, out_channels: int, blocks: int, stride: int) -> nn.Sequential:
         """`blocks` BasicBlocks; only the first one changes stride/width."""
@@ -97,10 +101,15 @@ def load_weights_file(model: nn.Module, path: str | Path) -> nn.Module:
 
 
 @register_model("ResNet18", "CIFAR ResNet18 (3×3 stride-1 stem, no max-pool), as in the SSD paper")
-def resnet18(num_classes: int, in_channels: int, image_size: int, pretrained: str | None = None) -> nn.Module:
-    """The authors' ResNet18; `image_size` needs no change thanks to adaptive pooling."""
+def resnet18(num_classes: int, in_channels: int, image_size: int, pretrained: str | None = None,
+             width: int = 64) -> nn.Module:
+    """The authors' ResNet18; `image_size` needs no change thanks to adaptive pooling.
+
+    `width` is the base width (the stem's channels; stages are 1, 2, 4, 8 times it). 64 is
+    the paper's; a smaller one keeps depth, residual blocks and BatchNorm and fits a CPU.
+    """
     del image_size  # any size ≥ 8 px works
-    model = CifarResNet((2, 2, 2, 2), num_classes=num_classes, in_channels=in_channels)
+    model = CifarResNet((2, 2, 2, 2), num_classes=num_classes, in_channels=in_channels, width=width)
     if pretrained:
         load_weights_file(model, pretrained)
     return model

@@ -73,6 +73,12 @@ def load_into(model: nn.Module, path: str | Path, state: dict[str, torch.Tensor]
         ) from None
 
 
+def model_options(meta: dict[str, Any]) -> dict[str, Any]:
+    """The architecture settings a checkpoint was built with (e.g. ResNet18's width); none for
+    older checkpoints and bare state dicts (the builder's defaults, the paper's architecture)."""
+    return dict(meta.get("model_options") or {})
+
+
 def load_model(
     path: str | Path,
     *,
@@ -93,7 +99,7 @@ def load_model(
         raise UserError(f"checkpoint {path} has no metadata: pass -net and -dataset")
     with warnings.catch_warnings():  # the weights are loaded next: "randomly initialised" would mislead
         warnings.filterwarnings("ignore", message=".*randomly initiali[sz]ed")
-        model = build_model(net, dataset_info(dataset))
+        model = build_model(net, dataset_info(dataset), **model_options(meta))
     load_into(model, path, state, meta)
     meta = {**meta, "sha256": sha256_file(path), "path": str(path)}
     return model.to(device), meta

@@ -22,7 +22,7 @@ from torch import nn
 import ssd.methods  # noqa: F401  (registers the built-in methods)
 from datasets import ImageData, dataset_info, load_dataset, resolve_class
 from models import build_model
-from ssd.checkpoint import load_model, read_checkpoint, save_checkpoint
+from ssd.checkpoint import load_model, model_options, read_checkpoint, save_checkpoint
 from ssd.errors import UserError
 from ssd.methods.protocol import apply_protocol
 from ssd.methods.registry import METHODS, MethodConfig
@@ -44,7 +44,7 @@ class RunSpec:
     weight_path: str
     method: str
     forget_class: str | None = None  # a name or an index; a fine class for sub_class
-    n_forget: int = 100
+    n_forget: int | float = 100  # random task: a count, or a fraction of the training set (0 < f < 1)
     seed: int = 0
     device: str = "cpu"
     batch_size: int | None = None  # None: each method's own default (the authors' -b sets all)
@@ -80,10 +80,15 @@ class Session:
         self._models: dict[tuple[str, str, str, str], tuple[nn.Module, dict[str, Any]]] = {}
         self.retrained: dict[str, nn.Module] = {}
 
-    def data(self, spec: RunSpec, train: bool) -> ImageData:
-        key = (spec.dataset, spec.data_root, train)
+    def data(self, spec: RunSpec, train: bool, subset: int | None = None) -> ImageData:
+        """The dataset split; `subset` rows of it (class-balanced, seed 0) when the checkpoint
+        was trained on a subset (its `data_subset` meta)."""
+        key = (spec.dataset, spec.data_root, train, subset)
         if key not in self._data:
-            self._data[key] = load_dataset(spec.dataset, train=train, root=spec.data_root, download=spec.download)
+            from ssd.train import take_subset
+
+            full = load_dataset(spec.dataset, train=train, root=spec.data_root, download=spec.download)
+            self._data[key] = take_subset(full, subset)
         return self._data[key]
 
     def retrained_path(self, net: str, split_hash: str) -> Path:
@@ -152,20 +157,28 @@ def reference_start(spec: RunSpec, meta: dict[str, Any] | None) -> tuple[str | N
 
 
 def build_splits(spec: RunSpec, session: Session, checkpoint_sha: str, meta: dict[str, Any] | None = None) -> Splits:
+    """The forget/retain split on the checkpoint's own data (its `data_subset` meta); fresh
+    models (retrain, ZRF's untrained twin) get the checkpoint's architecture options."""
     info = dataset_info(spec.dataset)
     device = torch.device(spec.device)
     start, unavailable = reference_start(spec, meta)
+    options = model_options(meta or {})
+    subset = (meta or {}).get("data_subset") or {}
 
     def factory() -> nn.Module:
-        return build_model(spec.net, info, pretrained=start).to(device)
+        return build_model(spec.net, info, pretrained=start, **options).to(device)
 
-    train, test = session.data(spec, True).to(device), session.data(spec, False).to(device)
+    train = session.data(spec, True, subset.get("train")).to(device)
+    test = session.data(spec, False, subset.get("test")).to(device)
+    n_forget = spec.n_forget
+    if isinstance(n_forget, float) and 0 < n_forget < 1:  # a fraction of the training set
+        n_forget = max(1, round(n_forget * len(train)))
     context = {"checkpoint_sha256": checkpoint_sha, "dataset": spec.dataset, "net": spec.net,
                "cache_dir": str(session.cache_dir)}
     if unavailable:
         context["references_unavailable"] = unavailable
     return make_splits(
-        spec.task, train, test, forget_class=resolve_forget_class(spec), n_forget=spec.n_forget,
+        spec.task, train, test, forget_class=resolve_forget_class(spec), n_forget=int(n_forget),
         seed=spec.seed, retain_eval_size=spec.retain_eval_size, model_factory=None if unavailable else factory,
         context=context,
     )
@@ -252,5 +265,6 @@ def result_row(spec: RunSpec, method: str, cfg: MethodConfig, meta: dict[str, An
         "split_hash": splits.context.get("split_hash"),
         "n_forget": len(splits.forget), "n_retain": len(splits.retain),
         "checkpoint": spec.weight_path, "checkpoint_sha256": meta["sha256"],
+        "model_options": model_options(meta), "data_subset": meta.get("data_subset"),
         "code_version": code_version(), "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -52,8 +52,40 @@ def suite_seeds(suite: dict[str, Any], args: argparse.Namespace) -> list[int]:
 
 
 def checkpoint_for(suite: dict[str, Any], net: str, dataset: str) -> str:
-    """The suite's checkpoint path for net/dataset, else where pretrain_model.py puts it."""
-    return suite.get("checkpoints", {}).get(f"{net}/{dataset}", f"checkpoints/{net}-{dataset}-seed0/best.pt")
+    """The suite's checkpoint path for net/dataset, else where pretrain_model.py puts it.
+    A path may name the suite's data and model settings, e.g. `…-w{width}-n{train_subset}/best.pt`,
+    so a `--set width=64` run pretrains and uses its own checkpoint."""
+    path = suite.get("checkpoints", {}).get(f"{net}/{dataset}", f"checkpoints/{net}-{dataset}-seed0/best.pt")
+    try:
+        return path.format(**{k: v for k, v in suite.items() if not isinstance(v, (dict, list))})
+    except (KeyError, IndexError, ValueError) as err:
+        raise UserError(f"checkpoint path {path!r} names {err} which the suite does not set") from None
+
+
+def net_options(suite: dict[str, Any], net: str) -> dict[str, Any]:
+    """The suite's architecture settings that `net` takes (`width = 16` applies to ResNet18 only)."""
+    from models import MODELS
+
+    return {k: suite[k] for k in MODELS.get(net).options if k in suite}
+
+
+def apply_sets(suite: dict[str, Any], sets: Sequence[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` on the suite command line replaces a top-level suite setting
+    (width, train_subset, test_subset, pretrain_epochs, retain_eval_size…)."""
+    from ssd.cli import parse_sets
+
+    over = parse_sets(sets)
+    tables = sorted(k for k in over if isinstance(suite.get(k), (dict, list)))
+    if tables:
+        raise UserError(f"--set cannot replace the suite's tables {tables}; edit the suite file")
+    return {**suite, **over}
+
+
+def pretrain_settings(suite: dict[str, Any], net: str) -> dict[str, Any]:
+    """What a missing checkpoint is pretrained with, beyond net and dataset."""
+    return {"model_options": net_options(suite, net), "train_subset": suite.get("train_subset"),
+            "test_subset": suite.get("test_subset"), "epochs": suite.get("pretrain_epochs"),
+            "pretrained": suite.get("pretrained", {}).get(net)}
 
 
 def method_list(suite: dict[str, Any], cli: str | None) -> list[str]:
@@ -68,17 +100,34 @@ def method_list(suite: dict[str, Any], cli: str | None) -> list[str]:
 
 
 def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root: str | None,
-                      download: bool, progress: bool = True, pretrained: str | None = None) -> None:
+                      download: bool, progress: bool = True, pretrained: str | None = None,
+                      model_options: dict[str, Any] | None = None, train_subset: int | None = None,
+                      test_subset: int | None = None, epochs: int | None = None) -> None:
+    """Pretrain a missing checkpoint; an existing one made with other architecture or data
+    settings than the suite asks for is refused (its rows would be mislabelled)."""
     if path.is_file():
+        from ssd.checkpoint import model_options as options_of
+        from ssd.checkpoint import read_checkpoint
+
+        _, meta = read_checkpoint(path)
+        have = (options_of(meta), (meta.get("data_subset") or {}).get("train"), (meta.get("data_subset") or {}).get("test"))
+        want = (dict(model_options or {}), train_subset or None, test_subset or None)
+        if meta and have != want:
+            raise UserError(f"checkpoint {path} was made with options/train/test subset {have}, the suite asks for "
+                            f"{want}: name the settings in the suite's checkpoint path or delete the file")
         return
     from ssd.train import pretrain
 
     print(f"[suite] pretraining {net} on {dataset} → {path.parent}", file=sys.stderr)
     res = pretrain(net, dataset, data_root=data_root, download=download, seed=0, device=device,
-                   out=path.parent, pretrained=pretrained, progress=progress, log=lambda s: print(f"[pretrain] {s}", file=sys.stderr))
+                   out=path.parent, pretrained=pretrained, progress=progress, model_options=model_options,
+                   train_subset=train_subset, test_subset=test_subset, epochs=epochs,
+                   log=lambda s: print(f"[pretrain] {s}", file=sys.stderr))
     if path.name not in ("best.pt", "last.pt"):
         (path.parent / "best.pt").rename(path)
-    print(f"[suite] {net}/{dataset} test accuracy {res.best_acc:.2f}%", file=sys.stderr)
+    mem = res.extra.get("best", {})
+    print(f"[suite] {net}/{dataset} test accuracy {res.best_acc:.2f}%, train (eval mode) "
+          f"{mem.get('train_eval_acc', float('nan')):.2f}%", file=sys.stderr)
 
 
 def suite_protocol(suite: dict[str, Any]) -> dict[str, str]:
@@ -136,7 +185,7 @@ def run_sweeps(suite: dict[str, Any], args: argparse.Namespace, results: Path, s
         net = sw.get("net", (suite.get("nets") or ["ConvNet"])[0])
         ckpt = checkpoint_for(suite, net, sw["dataset"])
         ensure_checkpoint(Path(ckpt), net, sw["dataset"], device, args.data_root, args.download,
-                          progress=not args.no_progress, pretrained=suite.get("pretrained", {}).get(net))
+                          progress=not args.no_progress, **pretrain_settings(suite, net))
         shas.setdefault(ckpt, sha256_file(ckpt))
         sweep_id = run_key({**sw, "net": net, "seed": seed, "checkpoint_sha256": shas[ckpt]})
         if sweep_id in have:
@@ -186,6 +235,8 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--report", default=None, help="report folder (default: RESULTS_report beside the results)")
     p.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="replace a top-level suite setting, e.g. --set width=64 --set train_subset=None")
     p.add_argument("--dry-run", action="store_true", help="print the grid and the checkpoints it needs, run nothing")
     args = p.parse_args(argv)
 
@@ -194,7 +245,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     from ssd.summary import format_table, summarize
     from ssd.utils import resolve_device, sha256_file
 
-    suite = load_suite(args.suite)
+    suite = apply_sets(load_suite(args.suite), args.set)
     results = Path(args.results or suite.get("results", f"results/{args.suite}.jsonl"))
     logger = args.logger or suite.get("logger", "none")
     grid = build_grid(suite, args)
@@ -204,7 +255,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     resolve_device(grid[0].device if grid else "cpu")
     for net, dataset, path in sorted({(s.net, s.dataset, s.weight_path) for s in grid}):
         ensure_checkpoint(Path(path), net, dataset, grid[0].device, args.data_root, args.download,
-                          progress=not args.no_progress, pretrained=suite.get("pretrained", {}).get(net))
+                          progress=not args.no_progress, **pretrain_settings(suite, net))
     shas = {s.weight_path: sha256_file(s.weight_path) for s in grid}
     done = done_keys([results])
     todo = [s for s in grid if spec_key(s, method_config(s.method, s), shas[s.weight_path]) not in done]

@@ -3,6 +3,7 @@ pretrain_model.py. Data is on the device as uint8; batches are augmented there."
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -16,9 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from datasets import ImageData, dataset_info, load_dataset
+from datasets import ImageData, balanced_subset, dataset_info, load_dataset
 from models import build_model
 from ssd.checkpoint import save_checkpoint
+from ssd.errors import UserError
 from ssd.metrics import accuracy, predict_logits
 from ssd.schedules import Schedule, load_schedule
 from ssd.utils import code_version, resolve_device, seed_everything, synchronize
@@ -112,6 +114,17 @@ class PretrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def take_subset(data: ImageData, n: int | None, seed: int = 0) -> ImageData:
+    """`data` itself, or a class-balanced seeded subset of `n` rows (a checkpoint's
+    `data_subset` meta names it, so unlearning runs see the model's own training set)."""
+    if not n or n >= len(data):
+        return data
+    try:
+        return balanced_subset(data, int(n), seed)
+    except ValueError as err:
+        raise UserError(f"{data.info.name}: {err}") from None
+
+
 def default_out_dir(net: str, dataset: str, seed: int) -> Path:
     return Path("checkpoints") / f"{net}-{dataset}-seed{seed}"
 
@@ -134,22 +147,35 @@ def pretrain(
     log: Callable[[str], None] | None = print,
     train_data: ImageData | None = None,
     test_data: ImageData | None = None,
+    model_options: dict[str, Any] | None = None,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
 ) -> PretrainResult:
     """Train `net` on `dataset` with its schedule; save best/last checkpoints under `out`.
 
     `out=None` saves nothing (tests); pass `train_data`/`test_data` to skip loading.
+    `model_options` are the architecture's settings (ResNet18's `width`); `train_subset` /
+    `test_subset` train and score on class-balanced subsets (seed 0) of that many rows.
+    Both are written into the checkpoint's metadata, which is where unlearning runs read them.
     """
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     info = dataset_info(dataset)
     schedule = load_schedule(net, dataset, epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=warm)
-    train = (train_data or load_dataset(dataset, train=True, root=data_root, download=download)).to(device)
-    test = (test_data or load_dataset(dataset, train=False, root=data_root, download=download)).to(device)
+    model_options = dict(model_options or {})
+    subset = {"train": train_subset or None, "test": test_subset or None, "seed": 0}
+    train = take_subset(train_data or load_dataset(dataset, train=True, root=data_root, download=download),
+                        subset["train"]).to(device)
+    test = take_subset(test_data or load_dataset(dataset, train=False, root=data_root, download=download),
+                       subset["test"]).to(device)
     seed_everything(seed)
-    model = build_model(net, info, pretrained=pretrained).to(device)
+    try:
+        model = build_model(net, info, pretrained=pretrained, **model_options).to(device)
+    except ValueError as err:
+        raise UserError(str(err)) from None
     config = {
         "net": net, "dataset": dataset, "classes": info.num_classes, "seed": seed,
         "device": str(device), "schedule": schedule.to_dict(), "pretrained": pretrained,
-        "n_train": len(train), "n_test": len(test),
+        "n_train": len(train), "n_test": len(test), "model_options": model_options, "data_subset": subset,
     }
     out_dir = Path(out) if out is not None else None
     version = code_version()
@@ -168,7 +194,8 @@ def pretrain(
         meta = {
             "net": net, "dataset": dataset, "classes": info.num_classes,
             "class_names": list(info.classes), "epoch": stats.epoch,
-            "test_acc": stats.test_acc, "seed": seed, "config": config, "code_version": version,
+            "test_acc": stats.test_acc, "train_acc": stats.train_acc, "seed": seed, "config": config,
+            "code_version": version, "model_options": model_options, "data_subset": subset,
         }
         paths["last"] = save_checkpoint(out_dir / "last.pt", m, meta)
         assert stats.test_acc is not None
@@ -180,10 +207,22 @@ def pretrain(
                   desc=f"{net}/{dataset}", on_epoch=on_epoch)
     final = history[-1].test_acc if history else eval_accuracy(model, test)
     assert final is not None
+    memorisation: dict[str, Any] = {}
     if out_dir is not None:
-        summary = {"config": config, "history": [vars(h) for h in history], "code_version": version}
+        from ssd.checkpoint import read_checkpoint
+
+        for kind, path in paths.items():  # eval-mode accuracy on the whole training set: the memorisation gap
+            state, meta = read_checkpoint(path)
+            scored = copy.deepcopy(model)
+            scored.load_state_dict(state)
+            meta["train_eval_acc"] = eval_accuracy(scored, train)
+            meta["train_test_gap"] = meta["train_eval_acc"] - float(meta["test_acc"])
+            memorisation[kind] = {k: meta[k] for k in ("epoch", "train_eval_acc", "test_acc", "train_test_gap")}
+            save_checkpoint(path, scored, meta)
+        summary = {"config": config, "history": [vars(h) for h in history], "code_version": version,
+                   "memorisation": memorisation}
         (out_dir / "history.json").write_text(json.dumps(summary, indent=2))
     return PretrainResult(
         model=model, test_acc=final, best_acc=max(best["acc"], final), history=history,
-        config=config, best_path=paths.get("best"), last_path=paths.get("last"),
+        config=config, best_path=paths.get("best"), last_path=paths.get("last"), extra=memorisation,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ssd.report import figures as F
+from ssd.report.claims import claims_section
 from ssd.report.rows import (
     Row,
     RowsOrPaths,
@@ -283,6 +284,7 @@ def write_report(paths_or_rows: RowsOrPaths, out_dir: str | Path, run_key: str |
     page.toc()
     if runs:
         _tables_section(page, runs, out)
+        claims_section(page, runs, sweeps)
         _methods_section(page, runs, out)
         _before_after_section(page, runs, out, run_key)
     _sweeps_section(page, sweeps, out)

@@ -65,7 +65,7 @@ def class_label(row: Row) -> str:
         return str(row["forget_class_name"])
     if row.get("forget_class") is not None:
         return str(row["forget_class"])
-    return "random"
+    return f"random {row['n_forget']}" if row.get("n_forget") is not None else "random"
 
 
 def metric(row: Row, key: str) -> float:
@@ -77,7 +77,8 @@ def metric(row: Row, key: str) -> float:
 def cell_key(row: Row) -> tuple[Any, ...]:
     """What makes a baseline row the "before" of another row: same request, seed and checkpoint."""
     ckpt = row.get("checkpoint_sha256") or row.get("checkpoint")
-    return (row.get("task"), row.get("dataset"), row.get("net"), row.get("forget_class"), row.get("seed"), ckpt)
+    n = row.get("n_forget") if row.get("task") == "random" else None  # two random cells may differ only in size
+    return (row.get("task"), row.get("dataset"), row.get("net"), row.get("forget_class"), n, row.get("seed"), ckpt)
 
 
 def find_baseline(rows: Sequence[Row], row: Row) -> Row | None:
