@@ -37,7 +37,7 @@ MIA_TOL = 5.0
 SPEEDUP = 10.0
 CLAIMED = ("ssd", "lfssd")
 # A cold-time field, if the rows have one (first match wins); else MethodTime.
-COLD_TIME_KEYS = ("ColdMethodTime", "MethodTimeCold", "MethodTime_cold", "cold_method_time")
+COLD_TIME_KEYS = ("MethodTimeCold", "ColdMethodTime")
 
 
 @dataclass
@@ -90,7 +90,12 @@ def time_key(rows: Sequence[Row]) -> str:
 
 
 def _values(rows: Sequence[Row], key: str, scale: float = 1.0) -> list[float]:
-    return [metric(r, key) * scale for r in rows]
+    """`key` of each row ×`scale`; a cold-time key falls back to the row's MethodTime (methods
+    with nothing cached have only that)."""
+    out = [metric(r, key) for r in rows]
+    if key in COLD_TIME_KEYS:
+        out = [metric(r, "MethodTime") if math.isnan(v) else v for r, v in zip(rows, out, strict=True)]
+    return [v * scale for v in out]
 
 
 def judge_cell(rows: Sequence[Row], tkey: str) -> list[Verdict]:
