@@ -234,6 +234,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--cache-dir", default="cache")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--report", default=None, help="report folder (default: RESULTS_report beside the results)")
+    p.add_argument("--no-sweeps", action="store_true", help="skip the suite's [[sweeps]]")
     p.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="replace a top-level suite setting, e.g. --set width=64 --set train_subset=None")
@@ -280,7 +281,8 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
             log_wandb(row, project=f"{spec.net}_{spec.dataset}_{spec.task}_{row['forget_class_name'] or 'random'}",
                       name=row["method"], directory=results.parent)
-    run_sweeps(suite, args, results, session, shas, grid[0].device if grid else (args.device or "cpu"))
+    if not args.no_sweeps:
+        run_sweeps(suite, args, results, session, shas, grid[0].device if grid else (args.device or "cpu"))
     keys = {spec_key(s, method_config(s.method, s), shas[s.weight_path]) for s in grid}
     rows = [r for r in read_rows(results) if r.get("run_key") in keys]
     shown = ("DrTest", "DfTest", "Df", "MIA", "MethodTime")
