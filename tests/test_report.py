@@ -211,7 +211,7 @@ def test_rows_that_did_not_forget_or_collapsed_are_flagged(results: Path) -> Non
     assert full.flags[("global_dampening", "c0")].flag == "collapsed"
     assert full.flags[("ssd", "c0")].flag == ""  # forgot (2 % vs 96 %), kept retain (87 vs 91: within 5)
     assert full.flags[("baseline", "c0")].flag == "reference"
-    assert rand.flags[("ssd", "random")].flag == "did not forget"
+    assert rand.flags[("ssd", "random 20")].flag == "did not forget"
     md = to_markdown(full)
     assert "⚠ collapsed" in md and "⚠ did not forget" not in md
 
