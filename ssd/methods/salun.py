@@ -5,7 +5,8 @@ Weight Saliency in Both Image Classification and Generation").
    the original weights; the mask keeps the `mask_fraction` of all weights with the
    largest |gradient| (one hard threshold over the whole network, paper Eq. 3).
 2. Random-label fine-tuning restricted to the mask: forget samples get a random label
-   other than their own (redrawn every epoch), are shuffled together with the retain set
+   other than their own (redrawn every epoch; the official `RL.py` draws uniformly over
+   all classes, so about 1/C keep their true label — docs/departures.md), are shuffled together with the retain set
    (the official CIFAR-100 branch of `RL.py`; its CIFAR-10 branch runs the two sets one
    after the other), and only masked weights move.
 
@@ -62,8 +63,8 @@ def saliency_mask(model: nn.Module, forget: ImageData, fraction: float, batch_si
             if g is not None:
                 grads[n] += g
     model.train(was_training)
-    # Largest |g| first, as paper Eq. 3 (m = 1[|g| ≥ γ]); the public generate_mask.py ranks
-    # ascending, which would keep the *least* salient weights.
+    # Largest |g| first, as paper Eq. 3 (m = 1[|g| ≥ γ]) and the public generate_mask.py
+    # (it ranks −|g| ascending, i.e. |g| descending).
     flat = torch.cat([g.abs().flatten() for g in grads.values()])
     k = int(round(fraction * flat.numel()))
     keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
