@@ -285,7 +285,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         run_sweeps(suite, args, results, session, shas, grid[0].device if grid else (args.device or "cpu"))
     keys = {spec_key(s, method_config(s.method, s), shas[s.weight_path]) for s in grid}
     rows = [r for r in read_rows(results) if r.get("run_key") in keys]
-    shown = ("DrTest", "DfTest", "Df", "MIA", "MethodTime")
+    shown = ("DrTest", "DfTest", "Df", "MIA", "MethodTimeCold", "MethodTime")  # cold: D's importances included
     print(format_table(summarize(rows, metrics=shown), metrics=shown))
     print(f"[suite] {len(rows)} runs in {results}")
     for cell, why in refused.items():

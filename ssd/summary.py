@@ -67,7 +67,7 @@ def format_table(
     header = [*group_by, "n", *metrics]
     body = [
         [group_text(k, s.get(k)) for k in group_by] + [str(s["n"])]
-        + [fmt(s[f"{m}_mean"], s[f"{m}_std"], 3 if m == "MethodTime" else 2) for m in metrics]
+        + [fmt(s[f"{m}_mean"], s[f"{m}_std"], 3 if m.startswith("MethodTime") else 2) for m in metrics]
         for s in summary
     ]
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
