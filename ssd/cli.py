@@ -58,6 +58,10 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     p.add_argument("--retain-eval-size", type=int, default=5000, help="retain-train samples scored")
     p.add_argument("--cache-dir", default="cache", help="cached importances and references")
     p.add_argument("--progress", action="store_true", help="progress bars inside the method")
+    p.add_argument("--ulira", type=int, default=0, metavar="K",
+                   help="random task: U-LiRA privacy audit with K shadow models (even, >= 4; 0 = off)")
+    p.add_argument("--ulira-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="U-LiRA setting, e.g. --ulira-set pool=2000 --ulira-set epochs=10 (ssd/privacy/audit.py)")
     return p
 
 
@@ -121,7 +125,12 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
         retain_eval_size=args.retain_eval_size, pretrained=args.pretrained,
         overrides=method_overrides(args.method, args.net, table, args.alpha, args.lam, args.epochs,
                                    {**({"protocol": args.protocol} if args.protocol else {}), **parse_sets(args.set)}),
+        ulira=args.ulira, ulira_settings=parse_sets(args.ulira_set),
     )
+    if args.ulira:
+        from ssd.privacy.audit import check_request
+
+        check_request(spec)
     row = run_one(spec, Session(args.cache_dir), progress=args.progress)
     append_row(args.results, row)
     if args.logger == "wandb":
@@ -131,7 +140,8 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
         log_wandb(row, project=f"{args.net}_{args.dataset}_{task}_{cls}", name=row["method"],
                   directory=Path(args.results).parent)
     m = row["metrics"]
-    keys = ("DrTest", "DfTest", "Df", "DrTrain", "TestAcc", "MIA", "ZRF", "MethodTime")
+    keys = ("DrTest", "DfTest", "Df", "DrTrain", "TestAcc", "MIA", "ZRF", "MethodTime") + (
+        ("ULiRA_auc", "ULiRA_acc", "ULiRA_tpr@1%") if args.ulira else ())
     print(json.dumps({k: None if m.get(k) is None else round(float(m[k]), 4) for k in keys}))
     print(f"appended to {args.results} (run_key {row['run_key']})")
     return row

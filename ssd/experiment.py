@@ -54,6 +54,8 @@ class RunSpec:
     overrides: dict[str, Any] = field(default_factory=dict)  # method config fields (alpha, lam, epochs…)
     # ImageNet weights folder the checkpoint was fine-tuned from (ViT); None: the checkpoint's own record
     pretrained: str | None = None
+    ulira: int = 0  # U-LiRA shadow models (0: no privacy audit); ssd/privacy/audit.py
+    ulira_settings: dict[str, Any] = field(default_factory=dict)  # UliraSettings fields (pool, epochs…)
 
 
 def method_config(method: str, spec: RunSpec) -> MethodConfig:
@@ -188,6 +190,8 @@ def spec_key(spec: RunSpec, cfg: MethodConfig, checkpoint_sha: str) -> str:
     fields = dataclasses.asdict(spec)
     for transient in ("device", "data_root", "download", "weight_path", "overrides", "pretrained"):
         fields.pop(transient)
+    if not fields["ulira"]:  # runs without the audit keep the keys they had before it existed
+        fields.pop("ulira"), fields.pop("ulira_settings")
     cfg_fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("device", "progress")}
     return run_key({**fields, "method": METHOD_ALIASES.get(spec.method, spec.method),
                     "cfg": cfg_fields, "checkpoint_sha256": checkpoint_sha})
@@ -224,6 +228,11 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
     metrics = evaluate(model, splits, device=device, untrained=untrained,
                        retrained=session.load_retrained(spec.net, splits), seed=spec.seed, details=details)
     metrics.update(method_timing(method_time, splits.context.get("ssd_stats")))
+    if spec.ulira:
+        from ssd.privacy.audit import ulira_for_run
+
+        audit_metrics, details["ulira"] = ulira_for_run(spec, session, method, cfg, progress=progress)
+        metrics.update(audit_metrics)
     return result_row(spec, method, cfg, meta, splits, metrics, details, spec_key(spec, cfg, meta["sha256"]))
 
 

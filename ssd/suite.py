@@ -140,6 +140,23 @@ def suite_protocol(suite: dict[str, Any]) -> dict[str, str]:
     return {"protocol": suite["protocol"]}
 
 
+def ulira_shadows(suite: dict[str, Any], task: dict[str, Any]) -> int:
+    """U-LiRA's shadow count for a task (0: off, the default): the task's `ulira`, else the
+    suite's top-level `ulira`, which applies to random tasks only. Audited on the first seed."""
+    value = task.get("ulira", suite.get("ulira", 0) if task["task"] == "random" else 0)
+    if value and task["task"] != "random":
+        raise UserError(f"ulira = {value} on a {task['task']} task: U-LiRA audits the random task only")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"ulira must be a number of shadow models (even, >= 4) or 0, got {value!r}")
+    if value:
+        from ssd.privacy.audit import UliraSettings
+
+        UliraSettings.from_dict(value, dict(task.get("ulira_settings", suite.get("ulira_settings", {}))))
+        if value % 2 or value < 4:
+            raise UserError(f"ulira = {value}: U-LiRA needs an even number of at least 4 shadow models")
+    return value
+
+
 def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     from ssd.cli import method_overrides
     from ssd.experiment import RunSpec
@@ -155,6 +172,8 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
             ckpt = Path(checkpoint_for(suite, net, task["dataset"]))
             for cls in task.get("classes", [None]):
                 for seed in seeds:
+                    audit = ulira_shadows(suite, task) if seed == seeds[0] else 0
+                    audit_settings = dict(task.get("ulira_settings", suite.get("ulira_settings", {})))
                     for method in methods:
                         if task["task"] not in METHODS.get(method).tasks:
                             continue
@@ -166,6 +185,7 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
                             device=device, batch_size=suite.get("batch_size"), data_root=args.data_root,
                             download=args.download, retain_eval_size=suite.get("retain_eval_size", 5000),
                             overrides=over, pretrained=suite.get("pretrained", {}).get(net),
+                            ulira=audit, ulira_settings=audit_settings,
                         ))
     return grid
 
