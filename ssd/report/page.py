@@ -287,6 +287,9 @@ def write_report(paths_or_rows: RowsOrPaths, out_dir: str | Path, run_key: str |
         claims_section(page, runs, sweeps)
         _methods_section(page, runs, out)
         _before_after_section(page, runs, out, run_key)
+        from ssd.report.privacy import privacy_section  # U-LiRA rows only; drawn nowhere else
+
+        privacy_section(page, runs, out)
     _sweeps_section(page, sweeps, out)
     if not rows:
         page.p("No result rows were found.")

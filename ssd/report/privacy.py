@@ -1,0 +1,139 @@
+"""The privacy-audit section: U-LiRA beside the paper's MIA, and per-sample vulnerability.
+
+Rows carry `metrics["ULiRA_*"]` and `details["ulira"]` (per-candidate scores) when the run
+had `--ulira K` or the suite key `ulira`; tables and figures are drawn only for those rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ssd.report.figures import HIGHLIGHT, save
+from ssd.report.rows import Row, metric, order_methods, slug
+
+COLUMNS = (("MIA", "MIA (paper)", 3), ("MIA_loss_auc", "loss-MIA AUC", 3), ("ULiRA_auc", "U-LiRA AUC", 3),
+           ("ULiRA_acc", "U-LiRA acc", 3), ("ULiRA_tpr@1%", "TPR@1%FPR", 3), ("ULiRA_tpr@0.1%", "TPR@0.1%FPR", 3),
+           ("ULiRA_unlearned_test_acc", "shadow test acc %", 1), ("ULiRA_method_s", "unlearn s (all K)", 1))
+# A method "looks private" to an attack within these margins of retraining / of chance.
+MIA_MARGIN, AUC_MARGIN = 0.05, 0.05
+
+
+def audited(runs: list[Row]) -> dict[tuple[Any, ...], dict[str, Row]]:
+    """(task, dataset, net) → method → the first audited row of that method."""
+    out: dict[tuple[Any, ...], dict[str, Row]] = defaultdict(dict)
+    for r in runs:
+        if not math.isnan(metric(r, "ULiRA_auc")) and (r.get("details") or {}).get("ulira"):
+            out[(r.get("task"), r.get("dataset"), r.get("net"))].setdefault(str(r.get("method")), r)
+    return out
+
+
+def table(rows: dict[str, Row]) -> tuple[list[str], list[list[str]]]:
+    header = ["method", *(label for _, label, _ in COLUMNS)]
+    body = []
+    for m in order_methods(rows):
+        body.append([m, *(_fmt(metric(rows[m], key), digits) for key, _, digits in COLUMNS)])
+    return header, body
+
+
+def _fmt(v: float, digits: int) -> str:
+    return "–" if math.isnan(v) else f"{v:.{digits}f}"
+
+
+def disagreement(rows: dict[str, Row]) -> str:
+    """One sentence: where the paper's MIA and U-LiRA judge a method differently."""
+    if "retrain" not in rows:
+        return "No retrain row audited, so the paper's MIA has no reference to be compared against."
+    ref = metric(rows["retrain"], "MIA")
+    mia_ok = {m for m, r in rows.items() if abs(metric(r, "MIA") - ref) <= MIA_MARGIN}
+    ulira_ok = {m for m, r in rows.items() if metric(r, "ULiRA_auc") <= 0.5 + AUC_MARGIN}
+    hidden = order_methods(mia_ok - ulira_ok)
+    flagged = order_methods(ulira_ok - mia_ok)
+    parts = [f"Taking \"private\" to mean a paper MIA within {MIA_MARGIN} of retrain's ({ref:.3f}) or a U-LiRA AUC "
+             f"at most {0.5 + AUC_MARGIN}:"]
+    parts.append(f"the paper's MIA passes but U-LiRA exposes {', '.join(hidden)}" if hidden
+                 else "no method passes the paper's MIA while U-LiRA exposes it")
+    parts.append(f"; U-LiRA passes but the paper's MIA flags {', '.join(flagged)}." if flagged
+                 else "; no method is flagged by the paper's MIA alone.")
+    return " ".join(parts[:2]) + parts[2]
+
+
+def vulnerability_figure(rows: dict[str, Row], title: str, path: Path) -> Path | None:
+    """Per-candidate U-LiRA scores, sorted, one line per method; grey = retrain's band.
+
+    A candidate's score is its mean log likelihood ratio over the targets that forgot it.
+    The band spans, at each rank, the sorted scores that retrain (or, without a retrain
+    row, every method's own retrain references) get: what a perfect unlearner shows.
+    """
+    if not rows:
+        return None
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    ax = fig.subplots()
+    ref_rows = [rows["retrain"]] if "retrain" in rows else list(rows.values())
+    refs = []
+    for r in ref_rows:
+        d = r["details"]["ulira"]
+        for key in ("score", "score_ref") if r.get("method") == "retrain" else ("score_ref",):
+            refs.append(np.sort(_finite(d[key]))[::-1])
+    n = min(len(v) for v in refs)
+    stack = np.stack([v[:n] for v in refs])
+    x = np.linspace(0, 100, n)
+    ax.fill_between(x, stack.min(0), stack.max(0), color="#bbbbbb", alpha=0.7, label="retrain (band)")
+    for m in order_methods(rows):
+        if m == "retrain":
+            continue
+        s = np.sort(_finite(rows[m]["details"]["ulira"]["score"]))[::-1]
+        style = {"color": HIGHLIGHT, "lw": 2.2} if m in ("ssd", "lfssd") else {"lw": 1.2}
+        ax.plot(np.linspace(0, 100, s.size), s, label=m, **style)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlabel("forget candidates, most vulnerable first (%)")
+    ax.set_ylabel("mean log likelihood ratio (unlearned vs never seen)")
+    ax.set_title(f"U-LiRA per-sample vulnerability — {title}", fontsize=10)
+    ax.legend(fontsize=8, ncols=2)
+    return save(fig, path)
+
+
+def _finite(values: list[float]) -> np.ndarray:
+    a = np.asarray(values, dtype=float)
+    return a[np.isfinite(a)]
+
+
+def most_vulnerable(row: Row, count: int = 5) -> str:
+    """The candidates with the highest scores, as training-set indices with their score."""
+    d = row["details"]["ulira"]
+    pairs = sorted(((s, i) for s, i in zip(d["score"], d["candidate_indices"], strict=True) if math.isfinite(s)),
+                   reverse=True)[:count]
+    return ", ".join(f"#{i} ({s:.2f})" for s, i in pairs)
+
+
+def privacy_section(page: Any, runs: list[Row], out: Path) -> None:
+    groups = audited(runs)
+    if not groups:
+        return
+    page.h(2, "Privacy audit (U-LiRA)")
+    page.p("Per-example membership inference against unlearning (U-LiRA, Hayes et al. 2024): K shadow models on "
+           "random halves of a pool, each forgetting its share of the candidates with the method under test, and "
+           "K retrain-from-scratch references; each shadow is attacked in turn with Gaussians fitted on the others. "
+           "AUC 0.5 = indistinguishable from retraining on the forgotten samples. The paper's MIA is the "
+           "population entropy attack of the tables above (fraction of the forget set called member).")
+    for (task, dataset, net), rows in groups.items():
+        any_row = next(iter(rows.values()))
+        d = any_row["details"]["ulira"]
+        title = f"{str(task).replace('_', '-')} · {net} on {dataset}"
+        page.h(3, title)
+        page.p(f"K = {d['shadows']} shadows, pool {d['pool']}, {d['candidates']} candidates, {d['epochs']} epochs; "
+               f"{d['pairs']} (unlearned, retrained) pairs per method.")
+        page.grid(*table(rows))
+        page.p(disagreement(rows))
+        path = vulnerability_figure(rows, title, out / "figures" / f"ulira_{slug(task, dataset, net)}.png")
+        if path is not None:
+            page.img(path, out, "Sorted per-sample U-LiRA scores per method (> 0: looks unlearned rather than never "
+                     "seen); the grey band is what retraining gets under the same attack.")
+        top = [f"{m}: {most_vulnerable(rows[m])}" for m in order_methods(rows) if m not in ("retrain",)]
+        if top:
+            page.p("Most vulnerable candidates (training index, score) — " + "; ".join(top) + ".")

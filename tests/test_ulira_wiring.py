@@ -1,0 +1,79 @@
+"""U-LiRA from the mains (--ulira K), the suite key, and the report section; bad requests refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import forget_full_class_main
+import forget_random_main
+from ssd.errors import UserError, run_cli
+from ssd.results import read_rows
+from ssd.train import pretrain
+
+
+@pytest.fixture(scope="module")
+def digits_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ulira_ckpt")
+    pretrain("ConvNet", "Digits", epochs=3, out=out, progress=False, log=None)
+    return out / "best.pt"
+
+
+def _args(ckpt: Path, tmp_path: Path, *extra: str) -> list[str]:
+    return ["-net", "ConvNet", "-weight_path", str(ckpt), "-dataset", "Digits", "--logger", "none",
+            "--results", str(tmp_path / "r.jsonl"), "--cache-dir", str(tmp_path / "cache"), *extra]
+
+
+def test_main_with_ulira_writes_metrics_details_and_report(digits_ckpt: Path, tmp_path: Path) -> None:
+    """A tiny audit (4 shadows, 3 epochs): the row carries the attack figures and one score per
+    candidate; a second method reuses the cached shadows; the report gets its privacy section."""
+    tiny = ["--ulira", "4", "--ulira-set", "pool=200", "--ulira-set", "epochs=3", "--n-forget", "20"]
+    for method in ("baseline", "finetune"):
+        forget_random_main.main(_args(digits_ckpt, tmp_path, "-method", method, "--set", "epochs=1", *tiny)
+                                if method == "finetune" else _args(digits_ckpt, tmp_path, "-method", method, *tiny))
+    rows = read_rows(tmp_path / "r.jsonl")
+    assert [r["method"] for r in rows] == ["baseline", "finetune"]
+    for r in rows:
+        assert 0 <= r["metrics"]["ULiRA_auc"] <= 1 and "ULiRA_tpr@0.1%" in r["metrics"]
+        d = r["details"]["ulira"]
+        assert d["candidates"] == 40 and len(d["score"]) == len(d["candidate_indices"]) == 40
+    assert rows[1]["metrics"]["ULiRA_shadow_train_s"] == rows[0]["metrics"]["ULiRA_shadow_train_s"]  # from cache
+    assert len(list((tmp_path / "cache" / "ulira").glob("*.pt"))) == 1
+    from ssd.report import write_report
+
+    page = write_report([tmp_path / "r.jsonl"], tmp_path / "report").read_text()
+    assert "Privacy audit (U-LiRA)" in page and "U-LiRA AUC" in page
+    assert (tmp_path / "report" / "figures" / "ulira_random_Digits_ConvNet.png").is_file()
+
+
+@pytest.mark.parametrize(("main", "extra", "message"), [
+    (forget_random_main.main, ["--ulira", "3"], "even number of at least 4"),
+    (forget_random_main.main, ["--ulira", "4", "--ulira-set", "shadow=2"], "unknown U-LiRA setting"),
+    (forget_full_class_main.main, ["--ulira", "4", "-forget_class", "2"], "random task only"),
+])
+def test_bad_audit_requests_exit_2_and_write_nothing(digits_ckpt: Path, tmp_path: Path, capsys, main, extra,
+                                                     message) -> None:
+    assert run_cli(main, _args(digits_ckpt, tmp_path, "-method", "baseline", *extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_suite_key_audits_the_first_seed_of_random_tasks_only() -> None:
+    """Off by default; a suite-wide key reaches random tasks only, on the first seed; a class task
+    asking for it is refused."""
+    import argparse
+
+    from ssd.suite import build_grid
+
+    args = argparse.Namespace(seeds=None, methods="baseline", nets=None, device=None, data_root=None, download=False)
+    tasks = [{"task": "full_class", "dataset": "Digits", "classes": ["2"]}, {"task": "random", "dataset": "Digits"}]
+    suite = {"tasks": tasks, "seeds": [3, 4]}
+    assert all(s.ulira == 0 for s in build_grid(suite, args))
+    grid = build_grid({**suite, "ulira": 8, "ulira_settings": {"pool": 500}}, args)
+    assert [(s.task, s.seed, s.ulira) for s in grid] == [("full_class", 3, 0), ("full_class", 4, 0),
+                                                         ("random", 3, 8), ("random", 4, 0)]
+    assert grid[2].ulira_settings == {"pool": 500}
+    with pytest.raises(UserError, match="random task only"):
+        build_grid({"tasks": [{**tasks[0], "ulira": 8}]}, args)
