@@ -15,15 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from ssd.errors import UserError, run_cli
 from ssd.utils import REPO_ROOT
 
 TASK_MAINS = {"full_class": "forget_full_class_main", "sub_class": "forget_class_main",
               "random": "forget_random_main"}
-# retrain first, so later methods of the same cell get the activation distance to it
-FIRST = ("baseline", "retrain")
+# retrain first, so later methods of the same cell (baseline too) get the activation distance to it
+FIRST = ("retrain", "baseline")
 
 
 def load_suite(name_or_path: str) -> dict[str, Any]:
@@ -190,17 +188,19 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     return grid
 
 
-def run_sweeps(suite: dict[str, Any], args: argparse.Namespace, results: Path, session: Any, shas: dict[str, str],
-               device: str) -> None:
-    """The suite's `[[sweeps]]` (α or λ grids on one forget request), after the grid; a sweep
-    already in the results file is skipped, so they resume like runs."""
+def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, results: Path, shas: dict[str, str],
+               device: str) -> list[Any]:
+    """The suite's `[[sweeps]]` (α or λ grids on one forget request) as jobs, run after the
+    grid's; a sweep already in the results file is skipped, so they resume like runs."""
+    from ssd.backends.jobs import SweepPayload, sweep_job
     from ssd.experiment import RunSpec
-    from ssd.results import append_row, read_rows, run_key
-    from ssd.sweep import DEFAULT_METHODS, run_sweep
+    from ssd.results import read_rows, run_key
+    from ssd.sweep import DEFAULT_METHODS
     from ssd.utils import sha256_file
 
     have = {r["sweep"].get("suite_sweep") for r in read_rows(results) if isinstance(r.get("sweep"), dict)}
     seed = suite_seeds(suite, args)[0]
+    jobs = []
     for sw in suite.get("sweeps", []):
         net = sw.get("net", (suite.get("nets") or ["ConvNet"])[0])
         ckpt = checkpoint_for(suite, net, sw["dataset"])
@@ -215,16 +215,14 @@ def run_sweeps(suite: dict[str, Any], args: argparse.Namespace, results: Path, s
                        device=device, data_root=args.data_root, download=args.download,
                        retain_eval_size=suite.get("retain_eval_size", 5000),
                        overrides={**suite_protocol(suite), **sw.get("set", {})})
-
-        def sink(row: dict[str, Any], sweep_id: str = sweep_id) -> None:
-            row["sweep"]["suite_sweep"] = sweep_id
-            append_row(results, row)
-
         print(f"[suite] sweep {sw['task']} {sw['dataset']} {sw.get('forget_class') or ''}: "
               f"alphas {sw.get('alphas')} lambdas {sw.get('lambdas', [1.0])}", file=sys.stderr)
-        run_sweep(spec, alphas=sw.get("alphas", [10.0]), lambdas=sw.get("lambdas", [1.0]),
-                  methods=sw.get("methods", DEFAULT_METHODS), baseline_alphas=sw.get("baseline_alphas"),
-                  session=session, sink=sink)
+        base = sw.get("baseline_alphas")
+        jobs.append(sweep_job(SweepPayload(
+            spec, alphas=tuple(sw.get("alphas", [10.0])), lambdas=tuple(sw.get("lambdas", [1.0])),
+            methods=tuple(sw.get("methods", DEFAULT_METHODS)), baseline_alphas=None if base is None else tuple(base),
+            suite_sweep=sweep_id), sweep_id))
+    return jobs
 
 
 def print_grid(grid: list[Any]) -> None:
@@ -259,9 +257,13 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="replace a top-level suite setting, e.g. --set width=64 --set train_subset=None")
     p.add_argument("--dry-run", action="store_true", help="print the grid and the checkpoints it needs, run nothing")
+    from ssd.backends import add_backend_args, backend_from_args, drive
+    from ssd.backends.jobs import grid_jobs
+
+    add_backend_args(p)
     args = p.parse_args(argv)
 
-    from ssd.experiment import METHOD_ALIASES, Session, method_config, run_one, spec_key
+    from ssd.experiment import method_config, spec_key
     from ssd.results import append_row, done_keys, read_rows
     from ssd.summary import format_table, summarize
     from ssd.utils import resolve_device, sha256_file
@@ -273,49 +275,51 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     if args.dry_run:
         print_grid(grid)
         return []
-    resolve_device(grid[0].device if grid else "cpu")
+    if args.backend == "serial" or not all(Path(s.weight_path).is_file() for s in grid):
+        resolve_device(grid[0].device if grid else "cpu")  # (a Ray driver may have no GPU of its own)
     for net, dataset, path in sorted({(s.net, s.dataset, s.weight_path) for s in grid}):
         ensure_checkpoint(Path(path), net, dataset, grid[0].device, args.data_root, args.download,
                           progress=not args.no_progress, **pretrain_settings(suite, net))
     shas = {s.weight_path: sha256_file(s.weight_path) for s in grid}
     done = done_keys([results])
-    todo = [s for s in grid if spec_key(s, method_config(s.method, s), shas[s.weight_path]) not in done]
-    print(f"[suite] {args.suite}: {len(grid)} runs in the grid, {len(grid) - len(todo)} already in {results}, "
+    keyed = {spec_key(s, method_config(s.method, s), shas[s.weight_path]): s for s in grid}
+    todo = {k: s for k, s in keyed.items() if k not in done}
+    print(f"[suite] {args.suite}: {len(grid)} runs in the grid, {len(keyed) - len(todo)} already in {results}, "
           f"{len(todo)} to run", file=sys.stderr)
-    session = Session(args.cache_dir)
-    refused: dict[str, str] = {}
-    bar = tqdm(todo, desc="suite", disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)
-    for spec in bar:
-        cell = f"{spec.task} {spec.dataset} {spec.forget_class or ''} {METHOD_ALIASES.get(spec.method, spec.method)}"
-        bar.set_postfix_str(f"{cell} s{spec.seed}")
-        try:
-            row = run_one(spec, session)
-        except UserError as err:  # e.g. ntk on a model too large: say so once, go on with the grid
-            if cell not in refused:
-                tqdm.write(f"[suite] skipped {cell}: {err}", file=sys.stderr)
-            refused[cell] = str(err)
-            continue
+
+    def sink(job: Any, row: dict[str, Any]) -> None:  # only this process writes rows, as jobs end
         append_row(results, row)
-        if logger == "wandb":
+        if logger == "wandb" and "sweep" not in row:
             from ssd.loggers import log_wandb
 
-            log_wandb(row, project=f"{spec.net}_{spec.dataset}_{spec.task}_{row['forget_class_name'] or 'random'}",
+            log_wandb(row, project=f"{row['net']}_{row['dataset']}_{row['task']}_{row['forget_class_name'] or 'random'}",
                       name=row["method"], directory=results.parent)
-    if not args.no_sweeps:
-        run_sweeps(suite, args, results, session, shas, grid[0].device if grid else (args.device or "cpu"))
-    keys = {spec_key(s, method_config(s.method, s), shas[s.weight_path]) for s in grid}
+
+    backend = backend_from_args(args, args.cache_dir)
+    try:
+        jobs = grid_jobs(list(todo.values()), list(todo))
+        if not args.no_sweeps:
+            jobs += sweep_jobs(suite, args, results, shas, grid[0].device if grid else (args.device or "cpu"))
+        outcome = drive(jobs, backend, sink, progress=not args.no_progress,
+                        failures_log=results.with_name(f"{results.stem}_failures.log"))
+    finally:
+        backend.close()
+    keys = set(keyed)
     rows = [r for r in read_rows(results) if r.get("run_key") in keys]
     shown = ("DrTest", "DfTest", "Df", "MIA", "MethodTimeCold", "MethodTime")  # cold: D's importances included
     print(format_table(summarize(rows, metrics=shown), metrics=shown))
     print(f"[suite] {len(rows)} runs in {results}")
-    for cell, why in refused.items():
+    for cell, why in outcome.refused.items():
         print(f"[suite] refused: {cell}: {why}")
+    for label, why in outcome.failed.items():
+        print(f"[suite] FAILED: {label}: {why}")
     if rows and not args.no_report:
         from ssd.report import write_report
 
         out = Path(args.report) if args.report else results.with_name(f"{results.stem}_report")
         page = write_report([results], out)
         print(f"[suite] report: {page}")
+    outcome.raise_if_failed()
     return rows
 
 

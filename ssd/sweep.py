@@ -98,9 +98,7 @@ def run_sweep(
         rows.append(row)
         if sink is not None:
             sink(row)
-        m = row["metrics"]
-        say(f"{method:<17} {sweep['param']}={sweep['value']!s:<8} selected={sweep['selected']!s:<8} "
-            f"Df={m['Df']:.2f} DfTest={_num(m.get('DfTest'))} DrTest={m['DrTest']:.2f} MIA={_num(m.get('MIA'))}")
+        say(point_line(row))
 
     base_cfg = method_config("baseline", dataclasses.replace(spec, method="baseline", overrides={}))
     metrics, details = score(original)
@@ -164,6 +162,13 @@ def changed_weights(model: nn.Module, original: nn.Module) -> int:
     return sum(int((p.detach() != ref[n].detach()).sum()) for n, p in model.named_parameters())
 
 
+def point_line(row: Row) -> str:
+    """One sweep point for the console."""
+    m, sweep = row["metrics"], row["sweep"]
+    return (f"{row['method']:<17} {sweep['param']}={sweep['value']!s:<8} selected={sweep['selected']!s:<8} "
+            f"Df={m['Df']:.2f} DfTest={_num(m.get('DfTest'))} DrTest={m['DrTest']:.2f} MIA={_num(m.get('MIA'))}")
+
+
 def _num(v: Any) -> str:
     return "n/a" if v is None or v != v else f"{float(v):.3g}"
 
@@ -203,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default="cache", help="where D's importances are cached")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="an SSD setting, e.g. --set order=paper --set mode=sample")
+    from ssd.backends import add_backend_args
+
+    add_backend_args(p)
     return p
 
 
@@ -218,12 +226,42 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                    device=str(resolve_device(args.device)), batch_size=args.b, data_root=args.data_root,
                    download=args.download, retain_eval_size=args.retain_eval_size, overrides=parse_sets(args.set))
     baseline_alphas = parse_floats(args.baseline_alphas, "--baseline-alphas") if args.baseline_alphas else None
-    rows = run_sweep(spec, alphas=parse_floats(args.alphas, "--alphas"),
-                     lambdas=parse_floats(args.lambdas, "--lambdas"),
-                     methods=[m.strip() for m in args.methods.split(",") if m.strip()],
-                     baseline_alphas=baseline_alphas, session=Session(args.cache_dir),
-                     sink=lambda row: append_row(args.results, row), log=print)
+    alphas, lambdas = parse_floats(args.alphas, "--alphas"), parse_floats(args.lambdas, "--lambdas")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.backend == "serial":
+        rows = run_sweep(spec, alphas=alphas, lambdas=lambdas, methods=methods, baseline_alphas=baseline_alphas,
+                         session=Session(args.cache_dir), sink=lambda row: append_row(args.results, row), log=print)
+    else:
+        rows = _sweep_on_backend(args, spec, alphas, lambdas, methods, baseline_alphas)
     print(f"{len(rows)} rows appended to {Path(args.results)}")
+    return rows
+
+
+def _sweep_on_backend(args: argparse.Namespace, spec: Any, alphas: list[float], lambdas: list[float],
+                      methods: list[str], baseline_alphas: list[float] | None) -> list[Row]:
+    """The sweep as one job on another backend (e.g. a GPU of a Ray cluster); rows come back
+    to this process, which appends them."""
+    from ssd.backends import backend_from_args, drive
+    from ssd.backends.jobs import SweepPayload, sweep_job
+    from ssd.results import append_row
+
+    rows: list[Row] = []
+
+    def sink(_job: Any, row: Row) -> None:
+        append_row(args.results, row)
+        rows.append(row)
+        print(point_line(row))
+
+    payload = SweepPayload(spec, alphas=tuple(alphas), lambdas=tuple(lambdas), methods=tuple(methods),
+                           baseline_alphas=None if baseline_alphas is None else tuple(baseline_alphas))
+    backend = backend_from_args(args, args.cache_dir)
+    try:
+        report = drive([sweep_job(payload, "sweep")], backend, sink, progress=False, desc="sweep")
+    finally:
+        backend.close()
+    for why in report.refused.values():
+        raise UserError(why)
+    report.raise_if_failed()
     return rows
 
 

@@ -1,0 +1,67 @@
+"""The jobs a suite hands to a backend: one grid cell (`run_cell`) or one α/λ sweep
+(`run_sweep_job`), both module-level so a remote worker imports them by name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ssd.backends.base import Job, Row
+
+
+def run_cell(session: Any, spec: Any) -> list[Row]:
+    from ssd.experiment import run_one
+
+    return [run_one(spec, session)]
+
+
+@dataclass(frozen=True)
+class SweepPayload:
+    spec: Any  # ssd.experiment.RunSpec
+    alphas: tuple[float, ...]
+    lambdas: tuple[float, ...] = (1.0,)
+    methods: tuple[str, ...] = ("ssd",)
+    baseline_alphas: tuple[float, ...] | None = None
+    suite_sweep: str | None = None  # the suite's id for this sweep, stored in every row (resume)
+
+
+def run_sweep_job(session: Any, p: SweepPayload) -> list[Row]:
+    from ssd.sweep import run_sweep
+
+    rows = run_sweep(p.spec, alphas=p.alphas, lambdas=p.lambdas, methods=p.methods,
+                     baseline_alphas=p.baseline_alphas, session=session)
+    if p.suite_sweep is not None:
+        for row in rows:
+            row["sweep"]["suite_sweep"] = p.suite_sweep
+    return rows
+
+
+def _split_of(spec: Any) -> tuple[Any, ...]:
+    """What decides a run's forget/retain split (and so its retrained reference)."""
+    return (spec.net, spec.weight_path, spec.task, spec.dataset, str(spec.forget_class), spec.n_forget, spec.seed,
+            spec.retain_eval_size, spec.data_root)
+
+
+def grid_jobs(specs: Sequence[Any], keys: Sequence[str]) -> list[Job]:
+    """One job per grid cell. Every other method of a split waits for that split's retrain
+    when it is among `specs`, so its activation distance to the retrained model is scored
+    whatever the backend's order (the serial order already has retrain first)."""
+    from ssd.experiment import METHOD_ALIASES
+
+    def method(s: Any) -> str:
+        return METHOD_ALIASES.get(s.method, s.method)
+
+    retrains = {_split_of(s): k for s, k in zip(specs, keys, strict=True) if method(s) == "retrain"}
+    jobs = []
+    for s, k in zip(specs, keys, strict=True):
+        cell = f"{s.task} {s.dataset} {s.forget_class or ''} {method(s)}"
+        jobs.append(Job(key=k, label=f"{cell} s{s.seed}", cell=cell, fn=run_cell, payload=s, device=s.device,
+                        after=None if method(s) == "retrain" else retrains.get(_split_of(s))))
+    return jobs
+
+
+def sweep_job(payload: SweepPayload, key: str) -> Job:
+    s = payload.spec
+    cell = f"sweep {s.task} {s.dataset} {s.forget_class or ''} {','.join(payload.methods)}"
+    return Job(key=key, label=cell, cell=cell, fn=run_sweep_job, payload=payload, device=s.device)

@@ -1,0 +1,146 @@
+"""The Ray backend: every job is a Ray task asking for the device it needs.
+
+- Where: `address` (`--ray-address`), else `RAY_ADDRESS`, else a local Ray started for the
+  run (and stopped after it). An existing cluster must see this repository, the data and
+  the checkpoints at the same paths as the driver (a shared filesystem): workers import
+  the code from the driver's repository path and resolve relative paths from its folder.
+- Resources: `num_gpus=gpus_per_run` (and `cpus_per_run` CPUs) for a CUDA job, where the
+  job runs on the GPU Ray assigned it (`cuda:0` inside the task); `num_cpus=cpus_per_run`
+  for a CPU job, with torch using that many threads.
+- Loaded data is reused: a worker process keeps one experiment Session for the whole run
+  (Ray reuses worker processes, GPU ones included since `max_calls=0`), so the cells it
+  runs on one checkpoint and dataset load them once per worker, not once per run.
+- At most as many tasks are in flight as the cluster has slots, so "running" in the
+  progress bar means running; a job waits for its `after` job (a cell's retrain) to end.
+- Only outcomes travel back; the driver writes the rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ssd.backends.base import Event, Job, Outcome, execute, on_device
+from ssd.errors import UserError, one_line
+from ssd.utils import REPO_ROOT
+
+_SESSIONS: dict[str, Any] = {}  # in each worker process: cache folder -> Session
+
+
+def _remote_execute(job: Job, ctx: dict[str, Any]) -> Outcome:
+    """Runs inside a Ray worker."""
+    import ray
+    import torch
+
+    os.chdir(ctx["cwd"])
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(1, int(cpus)))
+    if job.device.startswith("cuda"):  # the one GPU Ray gave this task is cuda:0 here
+        job = replace(job, payload=on_device(job.payload, "cuda:0"))
+    if ctx["cache_dir"] not in _SESSIONS:
+        from ssd.experiment import Session
+
+        _SESSIONS[ctx["cache_dir"]] = Session(ctx["cache_dir"])
+    return execute(job, _SESSIONS[ctx["cache_dir"]])
+
+
+class RayBackend:
+    name = "ray"
+
+    def __init__(self, cache_dir: str | Path = "cache", address: str | None = None, cpus_per_run: float = 1.0,
+                 gpus_per_run: float = 1.0, num_cpus: int | None = None, **_options: Any) -> None:
+        if cpus_per_run <= 0 or gpus_per_run <= 0 or (gpus_per_run > 1 and gpus_per_run % 1):
+            raise UserError(f"--cpus-per-run must be > 0 and --gpus-per-run a fraction ≤ 1 or a whole number, "
+                            f"got {cpus_per_run} and {gpus_per_run}")
+        self.cache_dir = str(cache_dir)
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.cpus_per_run, self.gpus_per_run, self.num_cpus = float(cpus_per_run), float(gpus_per_run), num_cpus
+        self._ray: Any = None
+        self._started = False
+        self.workers: dict[str, int] = {}  # host:pid -> datasets its session held at the end
+
+    def _connect(self) -> Any:
+        if self._ray is not None:
+            return self._ray
+        try:
+            import ray
+        except ImportError:
+            raise UserError("--backend ray needs the ray package: pip install -r requirements.txt") from None
+        if not ray.is_initialized():
+            paths = [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+            opts: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                    "runtime_env": {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}}
+            if self.address is None and self.num_cpus is not None:
+                opts["num_cpus"] = self.num_cpus
+            try:
+                ray.init(address=self.address, **opts)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise UserError(f"cannot start or reach Ray at {self.address or 'a new local instance'} "
+                                f"({one_line(err)[:200]}); check --ray-address / RAY_ADDRESS") from None
+            self._started = True
+        res = ray.cluster_resources()
+        print(f"[ray] {'cluster ' + self.address if self.address else 'local Ray'}: {res.get('CPU', 0):g} CPUs, "
+              f"{res.get('GPU', 0):g} GPUs", file=sys.stderr)
+        self._ray = ray
+        return ray
+
+    def _resources(self, job: Job) -> dict[str, Any]:
+        if job.device.startswith("cuda"):
+            return {"num_gpus": self.gpus_per_run, "num_cpus": self.cpus_per_run, "max_calls": 0}
+        return {"num_cpus": self.cpus_per_run}
+
+    def _slots(self, job: Job) -> int:
+        res = self._ray.cluster_resources()
+        if job.device.startswith("cuda"):
+            n = int(res.get("GPU", 0) / self.gpus_per_run + 1e-9)
+            if n == 0:
+                raise UserError("the Ray cluster has no GPU for a CUDA run; add GPU nodes or use --device cpu")
+            return n
+        return max(1, int(res.get("CPU", 0) / self.cpus_per_run + 1e-9))
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[Event]:
+        if not jobs:
+            return
+        ray = self._connect()
+        remote = ray.remote(_remote_execute)
+        ctx = {"cwd": os.getcwd(), "cache_dir": self.cache_dir}
+        keys = {j.key for j in jobs}
+        waiting: dict[str, list[Job]] = {}
+        ready: deque[Job] = deque()
+        for j in jobs:
+            (waiting.setdefault(j.after, []) if j.after in keys and j.after != j.key else ready).append(j)
+        inflight: dict[Any, Job] = {}
+        slots, checked = self._slots(jobs[0]), time.monotonic()
+        while ready or inflight:
+            if time.monotonic() - checked > 10:  # a cluster can grow or shrink during a long grid
+                slots, checked = self._slots(jobs[0]), time.monotonic()
+            while ready and len(inflight) < slots:
+                job = ready.popleft()
+                inflight[remote.options(**self._resources(job)).remote(job, ctx)] = job
+                yield "start", job, None
+            if not inflight:  # only jobs waiting on a job that is not coming: run them now
+                ready.extend(j for group in waiting.values() for j in group)
+                waiting.clear()
+                continue
+            done, _ = ray.wait(list(inflight), num_returns=1, timeout=5.0)
+            for ref in done:
+                job = inflight.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as err:  # the worker died (out of memory, killed) after Ray's retries
+                    outcome = Outcome("failed", error=f"{type(err).__name__}: {one_line(err)}"[:500], detail=str(err))
+                if outcome.worker:
+                    self.workers[outcome.worker] = max(self.workers.get(outcome.worker, 0), outcome.loaded)
+                ready.extendleft(reversed(waiting.pop(job.key, [])))  # finish the cell first
+                yield "end", job, outcome
+
+    def close(self) -> None:
+        if self._started and self._ray is not None:
+            self._ray.shutdown()
+        self._ray, self._started = None, False
