@@ -27,7 +27,6 @@ from ssd.results import read_rows
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-VOLATILE = ("MethodTime", "EvalTime")  # timings differ run to run
 
 
 def _ray_processes(session_dir: str) -> list[int]:
@@ -96,14 +95,13 @@ n_forget = 20
 
 
 def _comparable(row: dict[str, Any]) -> dict[str, Any]:
-    """Every field but timings, timestamps and whether D's importances came from the cache (which
-    depends on which run got there first)."""
+    """Every field but timings (…Time, …_s), timestamps and whether D's importances came from the
+    cache (which depends on which run got there first)."""
     row = json.loads(json.dumps(row))
     row.pop("time_utc")
-    for k in VOLATILE:
-        row["metrics"].pop(k)
+    row["metrics"] = {k: v for k, v in row["metrics"].items() if not k.endswith("Time")}
     if row.get("method_stats"):
-        row["method_stats"].pop("cache_hit")
+        row["method_stats"] = {k: v for k, v in row["method_stats"].items() if k != "cache_hit" and not k.endswith("_s")}
     return row
 
 
