@@ -95,11 +95,11 @@ n_forget = 20
 
 
 def _comparable(row: dict[str, Any]) -> dict[str, Any]:
-    """Every field but timings (…Time, …_s), timestamps and whether D's importances came from the
+    """Every field but timings (…Time…, …_s), timestamps and whether D's importances came from the
     cache (which depends on which run got there first)."""
     row = json.loads(json.dumps(row))
     row.pop("time_utc")
-    row["metrics"] = {k: v for k, v in row["metrics"].items() if not k.endswith("Time")}
+    row["metrics"] = {k: v for k, v in row["metrics"].items() if "Time" not in k and k != "DCacheHit"}
     if row.get("method_stats"):
         row["method_stats"] = {k: v for k, v in row["method_stats"].items() if k != "cache_hit" and not k.endswith("_s")}
     return row
