@@ -138,6 +138,19 @@ def test_a_run_that_raises_does_not_stop_the_others_on_ray(local_ray: Any, tmp_p
     assert err.value.exit_code == 1
 
 
+def test_ray_accepts_the_options_of_a_cuda_run(local_ray: Any) -> None:
+    """A CUDA run's resource request is valid Ray (checked without a GPU: options are validated
+    when set, and a request this cluster cannot meet is refused in one line before any submit)."""
+    from ssd.backends.ray_backend import RayBackend, _remote_execute
+    from ssd.errors import UserError
+
+    backend = RayBackend(gpus_per_run=0.5)
+    cuda = Job(key="k", label="k", cell="k", fn=echo_or_raise, payload="k", device="cuda:0")
+    local_ray.remote(max_calls=0)(_remote_execute).options(**backend._resources(cuda))
+    with pytest.raises(UserError, match="no GPU"):
+        next(backend.run([cuda]))
+
+
 def test_serial_suite_reports_a_failed_run_writes_the_rest_and_exits_1(untrained_ckpt: Path, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,7 @@
   job runs on the GPU Ray assigned it (`cuda:0` inside the task); `num_cpus=cpus_per_run`
   for a CPU job, with torch using that many threads.
 - Loaded data is reused: a worker process keeps one experiment Session for the whole run
-  (Ray reuses worker processes, GPU ones included since `max_calls=0`), so the cells it
+  (Ray reuses worker processes, GPU ones too since the task says `max_calls=0`), so the cells it
   runs on one checkpoint and dataset load them once per worker, not once per run.
 - At most as many tasks are in flight as the cluster has slots, so "running" in the
   progress bar means running; a job waits for its `after` job (a cell's retrain) to end.
@@ -92,23 +92,24 @@ class RayBackend:
 
     def _resources(self, job: Job) -> dict[str, Any]:
         if job.device.startswith("cuda"):
-            return {"num_gpus": self.gpus_per_run, "num_cpus": self.cpus_per_run, "max_calls": 0}
+            return {"num_gpus": self.gpus_per_run, "num_cpus": self.cpus_per_run}
         return {"num_cpus": self.cpus_per_run}
 
     def _slots(self, job: Job) -> int:
         res = self._ray.cluster_resources()
+        cpu_slots = max(1, int(res.get("CPU", 0) / self.cpus_per_run + 1e-9))
         if job.device.startswith("cuda"):
             n = int(res.get("GPU", 0) / self.gpus_per_run + 1e-9)
             if n == 0:
                 raise UserError("the Ray cluster has no GPU for a CUDA run; add GPU nodes or use --device cpu")
-            return n
-        return max(1, int(res.get("CPU", 0) / self.cpus_per_run + 1e-9))
+            return min(n, cpu_slots)  # each CUDA run also holds --cpus-per-run CPUs
+        return cpu_slots
 
     def run(self, jobs: Sequence[Job]) -> Iterator[Event]:
         if not jobs:
             return
         ray = self._connect()
-        remote = ray.remote(_remote_execute)
+        remote = ray.remote(max_calls=0)(_remote_execute)  # 0: GPU workers are kept too (Ray's GPU default is 1)
         ctx = {"cwd": os.getcwd(), "cache_dir": self.cache_dir}
         keys = {j.key for j in jobs}
         waiting: dict[str, list[Job]] = {}
@@ -139,6 +140,9 @@ class RayBackend:
                     self.workers[outcome.worker] = max(self.workers.get(outcome.worker, 0), outcome.loaded)
                 ready.extendleft(reversed(waiting.pop(job.key, [])))  # finish the cell first
                 yield "end", job, outcome
+        print(f"[ray] {len(jobs)} jobs on {len(self.workers)} worker processes; data splits loaded "
+              f"{sum(self.workers.values())} times in all (each worker loads each train/test split it needs once)",
+              file=sys.stderr)
 
     def close(self) -> None:
         if self._started and self._ray is not None:

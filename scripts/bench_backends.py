@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Wall time of one suite on the serial backend and on Ray, on this machine.
+
+Each backend runs the whole suite from scratch in its own subprocess (a fresh results
+file and cache folder in a temporary folder, so neither reuses the other's importances or
+retrained references); the suite's checkpoints are pretrained first, outside the timing.
+Rounds alternate serial and ray (`--repeats`); the figure is the ratio within a round (the
+machine is shared: the load average before and after is recorded). Results are printed
+and appended to results/bench_backends.jsonl.
+
+    .venv/bin/python scripts/bench_backends.py                 # the quick suite, 1 round
+    .venv/bin/python scripts/bench_backends.py --seeds 0          # a third of it (one seed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from ssd.errors import UserError, run_cli  # noqa: E402
+from ssd.results import read_rows  # noqa: E402
+from ssd.utils import code_version  # noqa: E402
+
+
+def suite_cmd(suite: str, results: Path, cache: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "ssd.suite", "--suite", suite, "--results", str(results), "--cache-dir", str(cache),
+            "--no-report", "--no-progress", *extra]
+
+
+def timed(cmd: list[str]) -> tuple[float, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise UserError(f"{' '.join(cmd[2:6])}… exited {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+    return wall, proc.stderr
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p.add_argument("--suite", default="quick")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--cpus-per-run", default="1")
+    p.add_argument("--seeds", default=None, help="passed to the suite (e.g. 0 for a third of the quick grid)")
+    p.add_argument("--methods", default=None, help="passed to the suite")
+    p.add_argument("--out", default=str(REPO / "results" / "bench_backends.jsonl"))
+    args = p.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench_backends_") as tmp:
+        tmpdir = Path(tmp)
+        print("[bench] pretraining the suite's checkpoints (untimed) ...", file=sys.stderr)
+        timed(suite_cmd(args.suite, tmpdir / "warm.jsonl", tmpdir / "warm_cache", "--methods", "baseline",
+                        "--seeds", "0", "--no-sweeps"))
+        load_before = os.getloadavg()
+        narrow = [*(["--seeds", args.seeds] if args.seeds else []), *(["--methods", args.methods] if args.methods else [])]
+        rounds = []
+        for r in range(args.repeats):
+            times: dict[str, float] = {}
+            counts: dict[str, int] = {}
+            ray_line = ""
+            for backend in ("serial", "ray"):
+                res, cache = tmpdir / f"{backend}{r}.jsonl", tmpdir / f"cache_{backend}{r}"
+                extra = ["--backend", backend] + (["--cpus-per-run", args.cpus_per_run] if backend == "ray" else [])
+                times[backend], err = timed(suite_cmd(args.suite, res, cache, *narrow, *extra))
+                counts[backend] = len(read_rows(res))
+                if backend == "ray":
+                    ray_line = next((ln for ln in err.splitlines() if re.match(r"\[ray\] \d+ jobs on", ln)), "")
+                print(f"[bench] round {r + 1}: {backend:6} {times[backend]:7.1f} s  ({counts[backend]} rows)",
+                      file=sys.stderr)
+            rounds.append({"serial_s": round(times["serial"], 2), "ray_s": round(times["ray"], 2),
+                           "ray_over_serial": round(times["ray"] / times["serial"], 3), "rows": counts,
+                           "ray_workers": ray_line})
+        load_after = os.getloadavg()
+
+    record = {"bench": "backends", "suite": args.suite, "seeds": args.seeds, "methods": args.methods, "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+              "code_version": code_version(), "cpus": os.cpu_count(), "cpus_per_run": float(args.cpus_per_run),
+              "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
+              "rounds": rounds}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    print(f"suite {args.suite} {' '.join(narrow)} on {os.cpu_count()} CPUs (load average before {load_before[0]:.1f}, "
+          f"after {load_after[0]:.1f}):")
+    for i, rd in enumerate(rounds, 1):
+        print(f"  round {i}: serial {rd['serial_s']:.1f} s, ray {rd['ray_s']:.1f} s, ray/serial "
+              f"{rd['ray_over_serial']:.2f}; rows {rd['rows']}; {rd['ray_workers']}")
+    print(f"appended to {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
