@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ssd.errors import UserError, one_line
+from harness.errors import UserError, one_line
 
 Augment = str  # "crop_flip" (CIFAR: 4-px padded random crop + horizontal flip) or "none"
 

@@ -26,7 +26,7 @@ import torch
 
 from datasets.base import DatasetInfo, DatasetSpec, ImageData, open_torchvision
 from datasets.registry import register_dataset
-from ssd.errors import UserError
+from harness.errors import UserError
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",

@@ -18,7 +18,7 @@ import torch
 from datasets.base import DatasetInfo, DatasetSpec, ImageData, open_torchvision
 from datasets.digits import DIGIT_GROUPS, DIGIT_NAMES, DIGIT_TO_GROUP
 from datasets.registry import register_dataset
-from ssd.errors import UserError
+from harness.errors import UserError
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 FASHION_CLASSES = (

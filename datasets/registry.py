@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from datasets.base import DatasetInfo, DatasetSpec, ImageData, resolve_data_root
-from ssd.registry import Registry
+from harness.registry import Registry
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 

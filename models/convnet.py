@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.registry import register_model
-from models.resnet import load_weights_file
+from models.weights import load_weights_file
 
 
 class ConvNet(nn.Module):

@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from datasets.base import DatasetInfo
-from ssd.registry import Registry
+from harness.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,12 @@ and SSD's per-parameter importances line up name by name with theirs.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.registry import register_model
+from models.weights import load_weights_file
 
 
 class BasicBlock(nn.Module):
@@ -85,19 +84,6 @@ class CifarResNet(nn.Module):
         out = self.conv5_x(out)
         out = self.avg_pool(out).flatten(1)
         return self.fc(out)
-
-
-def load_weights_file(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a local state-dict or harness checkpoint into `model`, strictly.
-
-    Shared by the non-Hugging-Face builders so `--pretrained FILE` means the same for
-    all of them; a missing, foreign or mismatched file becomes one UserError line.
-    """
-    from ssd.checkpoint import load_into, read_checkpoint  # lazy: ssd.checkpoint imports models
-
-    state, meta = read_checkpoint(path)
-    load_into(model, path, state, meta)
-    return model
 
 
 @register_model("ResNet18", "CIFAR ResNet18 (3×3 stride-1 stem, no max-pool), as in the SSD paper")

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.errors import UserError
 from models.registry import register_model
-from models.resnet import load_weights_file
-from ssd.errors import UserError
+from models.weights import load_weights_file
 
 if TYPE_CHECKING:
     from transformers import ViTForImageClassification

@@ -1,10 +1,12 @@
 """On-disk cache of importances: D's importances depend only on weights, data and settings.
 
 A forget request on an already-seen checkpoint then costs only Df's importances (D is
-the large set). An entry is `{"format", "key", "meta", "importances"}` saved with
-torch.save, written atomically; its name is the key, and the key inside the file, the
-parameter names, shapes and dtypes are checked on load. Anything that does not match,
-or does not load, is reported with a warning and recomputed — never used.
+the large set). An entry is `{"format", "key", "meta", "importances", "sha256"}` saved
+with torch.save, written atomically; its name is the key, and the key inside the file,
+the parameter names, shapes, dtypes and the content checksum (`sha256` of the
+importances: zeroed or flipped bytes load without complaint otherwise) are checked on
+load. Anything that does not match, or does not load, is reported with a one-line note
+and recomputed — never used.
 """
 
 from __future__ import annotations
@@ -117,13 +119,16 @@ class ImportanceCache:
                                  f"expected float32 {tuple(shape)}")
             if not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
                 raise ValueError(f"{name}: stored importances are negative or not finite")
+        if obj.get("sha256") != sha256_tensors(imps):
+            raise ValueError("its content does not match the checksum stored with it (damaged)")
         return imps
 
     def save(self, key: str, imps: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
         """Write atomically (temporary file + rename): a reader never sees half an entry."""
         buf = io.BytesIO()
-        torch.save({"format": FORMAT, "key": key, "meta": meta,
-                    "importances": {n: t.detach().cpu() for n, t in imps.items()}}, buf)
+        cpu = {n: t.detach().cpu() for n, t in imps.items()}
+        torch.save({"format": FORMAT, "key": key, "meta": meta, "importances": cpu,
+                    "sha256": sha256_tensors(cpu)}, buf)
         path = self.path(key)
         atomic_write_bytes(path, buf.getvalue())
         return path

@@ -1,57 +1,75 @@
-"""Checkpoints: state dict + metadata, written atomically, loaded with weights_only=True.
+"""Checkpoints: state dict + metadata + content checksum, written atomically, loaded checked.
 
-A checkpoint is `{"format": FORMAT, "state_dict": ..., "meta": {...}}`. The authors'
-plain state-dict `.pth` files load too (their metadata is then unknown, and the
-architecture is checked by loading the weights strictly).
+A checkpoint is `{"format": FORMAT, "state_dict": ..., "meta": {...}, "sha256": ...}`.
+Reading (structure, checksum, NaN weights, weights-only loading) lives in
+models/weights.py, so models can load a `--pretrained FILE` without importing ssd/.
+The authors' plain state-dict `.pth` files load too (their metadata is then unknown,
+and the architecture is checked by loading the weights strictly).
+
+Pretraining publishes its checkpoints only when it has finished; their metadata says
+`"complete": true`. A checkpoint from an unfinished pretraining is refused (see
+:func:`unfinished`).
 """
 
 from __future__ import annotations
 
 import io
-import pickle
+import json
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from models.weights import FORMAT, load_state_strict, read_weights
 from ssd.errors import UserError
-from ssd.utils import atomic_write_bytes, sha256_file
+from ssd.utils import atomic_write_bytes, sha256_file, sha256_tensors
 
-FORMAT = "ssd-harness-checkpoint/1"
+read_checkpoint = read_weights
+load_into = load_state_strict
+__all__ = ["FORMAT", "check_compatible", "load_into", "load_model", "read_checkpoint", "save_checkpoint",
+           "unfinished"]
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path:
-    """Write `model`'s weights (on CPU) and `meta` to `path` via a temporary file and rename."""
+    """Write `model`'s weights (on CPU), `meta` and their checksum to `path` (temporary file + rename)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     buf = io.BytesIO()
-    torch.save({"format": FORMAT, "state_dict": state, "meta": meta}, buf)
+    torch.save({"format": FORMAT, "state_dict": state, "meta": meta, "sha256": sha256_tensors(state)}, buf)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Return (state_dict, meta); any unreadable or foreign file is one UserError line."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist (make one with pretrain_model.py)")
+def unfinished(path: str | Path, meta: dict[str, Any]) -> str | None:
+    """Why `path` is not a finished pretraining checkpoint, or None when it is (or is not ours).
+
+    New checkpoints say `complete`; one written by an older version is finished when the
+    `history.json` beside it (written at the end of training) records every scheduled epoch.
+    """
+    if meta.get("complete") is True:
+        return None
+    sched = (meta.get("config") or {}).get("schedule") if isinstance(meta.get("config"), dict) else None
+    if meta.get("complete") is False:
+        return f"it is from an unfinished pretraining (epoch {meta.get('epoch')})"
+    if not isinstance(sched, dict) or "epochs" not in sched:
+        return None  # not a pretraining checkpoint of ours (a bare .pth, a retrained reference, a test file)
+    total = sched["epochs"]
+    history = Path(path).with_name("history.json")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"checkpoint {path} is truncated or not a PyTorch checkpoint ({first[:120]})") from None
-    if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        return obj["state_dict"], dict(obj.get("meta", {}))
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj, {}  # a bare state dict, e.g. the authors' .pth files
-    raise UserError(f"checkpoint {path} is not a model checkpoint (no state dict found)")
+        done = len(json.loads(history.read_text()).get("history", []))
+    except (OSError, ValueError, AttributeError):
+        done = None
+    if done is not None and done >= total:
+        return None
+    return (f"it is from an unfinished pretraining (epoch {meta.get('epoch')} of {total}; "
+            f"{'no history.json beside it' if done is None else f'history.json records {done}'})")
 
 
-def check_compatible(path: str | Path, meta: dict[str, Any], net: str | None, num_classes: int | None) -> None:
-    """A checkpoint of another architecture or class count is refused, naming both."""
-    have_net, have_cls = meta.get("net"), meta.get("classes")
+def check_compatible(path: str | Path, meta: dict[str, Any], net: str | None, num_classes: int | None,
+                     dataset: str | None = None) -> None:
+    """A checkpoint of another architecture, class count or dataset is refused, naming both."""
+    have_net, have_cls, have_data = meta.get("net"), meta.get("classes"), meta.get("dataset")
     if (net is not None and have_net is not None and have_net != net) or (
         num_classes is not None and have_cls is not None and int(have_cls) != int(num_classes)
     ):
@@ -59,18 +77,9 @@ def check_compatible(path: str | Path, meta: dict[str, Any], net: str | None, nu
             f"checkpoint {path} holds {have_net} with {have_cls} classes, "
             f"but {net or have_net} with {num_classes if num_classes is not None else have_cls} classes was requested"
         )
-
-
-def load_into(model: nn.Module, path: str | Path, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Load weights strictly; a shape or key mismatch becomes one line."""
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        detail = lines[1] if len(lines) > 1 else lines[0]
-        raise UserError(
-            f"checkpoint {path} ({meta.get('net', 'unknown net')}) does not fit the requested model: {detail[:160]}"
-        ) from None
+    if dataset is not None and have_data is not None and have_data != dataset:
+        raise UserError(f"checkpoint {path} was trained on {have_data}, but -dataset {dataset} was given; "
+                        "pass the checkpoint of that dataset")
 
 
 def model_options(meta: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +101,10 @@ def load_model(
     from models import build_model
 
     state, meta = read_checkpoint(path)
-    check_compatible(path, meta, net, num_classes)
+    why = unfinished(path, meta)
+    if why:
+        raise UserError(f"checkpoint {path} was not used: {why}; finish it with pretrain_model.py")
+    check_compatible(path, meta, net, num_classes, dataset)
     net = net or meta.get("net")
     dataset = dataset or meta.get("dataset")
     if net is None or dataset is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -110,9 +111,9 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
     """Parse a main's flags, run one method, print its metrics, append the row, log to wandb."""
     args = build_parser(task).parse_args(argv)
     from datasets import dataset_info
-    from ssd.experiment import RunSpec, Session, run_one
-    from ssd.results import append_row
-    from ssd.utils import resolve_device
+    from ssd.experiment import RunSpec, Session, method_config, run_one, spec_key
+    from ssd.results import append_row, done_keys, read_rows
+    from ssd.utils import check_writable, resolve_device, sha256_file
 
     info = dataset_info(args.dataset)
     if args.classes is not None and args.classes != info.num_classes:
@@ -131,6 +132,17 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
         from ssd.privacy.audit import check_request
 
         check_request(spec)
+    check_writable(args.results, "results (--results)")  # output locations first: no work lost at the end
+    check_writable(args.cache_dir, "cache folder (--cache-dir)", folder=True)
+    cfg = method_config(spec.method, spec)  # refuses nonsense settings before any work
+    for note in cfg.notes():
+        print(f"note: {note}", file=sys.stderr)
+    if Path(spec.weight_path).is_file():
+        key = spec_key(spec, cfg, sha256_file(spec.weight_path))
+        if key in done_keys([args.results]):
+            print(f"this run is already recorded in {args.results} (run_key {key}); nothing appended "
+                  "(delete that row to run it again)")
+            return next(r for r in read_rows(args.results, quiet=True) if r.get("run_key") == key)
     row = run_one(spec, Session(args.cache_dir), progress=args.progress)
     append_row(args.results, row)
     if args.logger == "wandb":

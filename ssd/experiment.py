@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ import ssd.methods  # noqa: F401  (registers the built-in methods)
 from datasets import ImageData, dataset_info, load_dataset, resolve_class
 from models import build_model
 from ssd.checkpoint import load_model, model_options, read_checkpoint, save_checkpoint
-from ssd.errors import UserError
+from ssd.errors import UserError, one_line
 from ssd.methods.protocol import apply_protocol
 from ssd.methods.registry import METHODS, MethodConfig
 from ssd.results import run_key
@@ -101,13 +102,28 @@ class Session:
         process) score their activation distance to it."""
         key = splits.context["split_hash"]
         self.retrained[f"{net}/{key}"] = model
-        save_checkpoint(self.retrained_path(net, key), model,
-                        {"net": net, "dataset": splits.context.get("dataset"), "split_hash": key, "config": config})
+        try:
+            save_checkpoint(self.retrained_path(net, key), model,
+                            {"net": net, "dataset": splits.context.get("dataset"), "split_hash": key, "config": config})
+        except OSError as err:  # the run itself is kept; only other processes lose the reference
+            print(f"note: could not keep the retrained reference in {self.cache_dir} ({one_line(err)})", file=sys.stderr)
 
-    def load_retrained(self, net: str, splits: Splits) -> nn.Module | None:
+    def load_retrained(self, net: str, splits: Splits,
+                       rebuild: Callable[[], None] | None = None) -> nn.Module | None:
+        """The retrained model of this split (memory, else the cache folder). A damaged file
+        (checksum, NaN, unreadable) is never used: one note, then `rebuild()` retrains it."""
         key = splits.context["split_hash"]
-        if f"{net}/{key}" not in self.retrained and self.retrained_path(net, key).is_file() and splits.model_factory:
-            state, _ = read_checkpoint(self.retrained_path(net, key))
+        path = self.retrained_path(net, key)
+        if f"{net}/{key}" not in self.retrained and path.is_file() and splits.model_factory:
+            try:
+                state, _ = read_checkpoint(path)
+            except UserError as err:
+                print(f"note: retrained reference {path} is unusable ({err}); "
+                      f"{'retraining it' if rebuild else 'ActDist left empty'}", file=sys.stderr)
+                path.unlink(missing_ok=True)
+                if rebuild is not None:
+                    rebuild()
+                return self.retrained.get(f"{net}/{key}")
             model = splits.model_factory()
             model.load_state_dict(state)
             self.retrained[f"{net}/{key}"] = model.eval()
@@ -126,6 +142,9 @@ def resolve_forget_class(spec: RunSpec) -> int | None:
     """A class given by name or index: a model output for full_class, a fine class for sub_class."""
     info = dataset_info(spec.dataset)
     if spec.task == "random":
+        if spec.forget_class is not None:
+            raise UserError("the random task forgets random samples, not a class: drop -forget_class "
+                            "(--n-forget sets how many)")
         return None
     if spec.forget_class is None:
         raise UserError(f"task {spec.task} needs -forget_class")
@@ -222,11 +241,18 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
 
     if method == "retrain":
         session.save_retrained(spec.net, splits, model, dataclasses.asdict(cfg))
+
+    def rebuild() -> None:  # a damaged retrained reference: retrain it with retrain's defaults for this run
+        rcfg = method_config("retrain", dataclasses.replace(spec, method="retrain", overrides={}))
+        ref = METHODS.get("retrain").fn(copy.deepcopy(original), splits, rcfg)
+        session.save_retrained(spec.net, splits, ref, dataclasses.asdict(rcfg))
+
+    retrained = session.load_retrained(spec.net, splits, rebuild)
     torch.manual_seed(spec.seed)
     untrained = splits.model_factory() if splits.model_factory else None
     details: dict[str, Any] = {}
     metrics = evaluate(model, splits, device=device, untrained=untrained,
-                       retrained=session.load_retrained(spec.net, splits), seed=spec.seed, details=details)
+                       retrained=retrained, seed=spec.seed, details=details)
     metrics.update(method_timing(method_time, splits.context.get("ssd_stats")))
     if spec.ulira:
         from ssd.privacy.audit import ulira_for_run
@@ -276,4 +302,5 @@ def result_row(spec: RunSpec, method: str, cfg: MethodConfig, meta: dict[str, An
         "checkpoint": spec.weight_path, "checkpoint_sha256": meta["sha256"],
         "model_options": model_options(meta), "data_subset": meta.get("data_subset"),
         "code_version": code_version(), "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        **({"notes": cfg.notes()} if cfg.notes() else {}),
     }

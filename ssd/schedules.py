@@ -31,6 +31,31 @@ class Schedule:
     milestones: tuple[int, ...] = field(default=(8, 12, 16))
     augment: bool = True
 
+    def __post_init__(self) -> None:
+        """Nonsense (no epochs, an empty batch, a NaN rate) is one UserError line before any training."""
+        import math
+
+        def num(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        checks = (
+            ("epochs", num(self.epochs) and int(self.epochs) == self.epochs and self.epochs >= 1, "a whole number ≥ 1"),
+            ("batch_size", num(self.batch_size) and int(self.batch_size) == self.batch_size and self.batch_size >= 1,
+             "a whole number ≥ 1 (-b)"),
+            ("lr", num(self.lr) and math.isfinite(self.lr) and self.lr > 0, "a finite number > 0 (-lr)"),
+            ("warmup_epochs", num(self.warmup_epochs) and int(self.warmup_epochs) == self.warmup_epochs
+             and self.warmup_epochs >= 0, "a whole number ≥ 0 (-warm)"),
+            ("momentum", num(self.momentum) and math.isfinite(self.momentum) and self.momentum >= 0, "finite, ≥ 0"),
+            ("weight_decay", num(self.weight_decay) and math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+             "finite, ≥ 0"),
+            ("gamma", num(self.gamma) and math.isfinite(self.gamma) and self.gamma > 0, "finite, > 0"),
+        )
+        for name, ok, want in checks:
+            if not ok:
+                raise UserError(f"training {name} must be {want}; got {getattr(self, name)!r}")
+        if self.optimizer not in ("sgd", "adam", "adamw"):
+            raise UserError(f"unknown optimizer {self.optimizer!r} (sgd, adam, adamw)")
+
     def lr_at(self, epoch: int, step: int, steps_per_epoch: int) -> float:
         """Rate for 0-based `epoch` and `step`: linear warm-up to `lr`, then γ per milestone passed."""
         if epoch < self.warmup_epochs:

@@ -15,13 +15,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ssd.errors import UserError, run_cli
+from ssd.errors import UserError, one_line, run_cli
 from ssd.utils import REPO_ROOT
 
 TASK_MAINS = {"full_class": "forget_full_class_main", "sub_class": "forget_class_main",
               "random": "forget_random_main"}
 # retrain first, so later methods of the same cell (baseline too) get the activation distance to it
 FIRST = ("retrain", "baseline")
+
+
+# The keys a suite file may hold (a typo such as `methds` is refused, not ignored). Add new keys here.
+SUITE_KEYS = {"description", "results", "device", "seeds", "methods", "nets", "logger", "retain_eval_size",
+              "batch_size", "method_settings", "tasks", "sweeps", "checkpoints", "pretrained", "variants",
+              "backend", "ray", "report", "protocol", "pretrain_epochs", "train_subset", "test_subset", "ulira",
+              "ulira_settings"}  # plus every model's architecture options (e.g. ResNet18's width)
+TASK_KEYS = {"task", "dataset", "classes", "n_forget", "ulira", "ulira_settings"}
+SWEEP_KEYS = {"task", "dataset", "forget_class", "alphas", "lambdas", "baseline_alphas", "methods", "net", "set",
+              "n_forget"}
 
 
 def load_suite(name_or_path: str) -> dict[str, Any]:
@@ -31,8 +41,54 @@ def load_suite(name_or_path: str) -> dict[str, Any]:
     if not path.is_file():
         known = sorted(p.stem for p in (REPO_ROOT / "configs" / "suites").glob("*.toml"))
         raise UserError(f"no suite {name_or_path!r} (looked for {path}); known suites: {', '.join(known)}")
-    with open(path, "rb") as f:
-        return tomllib.load(f)
+    try:
+        with open(path, "rb") as f:
+            suite = tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"suite {path} is not valid TOML: {one_line(err)}") from None
+    check_suite(suite, path)
+    return suite
+
+
+def check_suite(suite: dict[str, Any], path: Path | str) -> None:
+    """Refuse, up front, a suite that would run something other than what it says."""
+    from datasets.registry import DATASETS
+
+    def unknown(keys: Any, allowed: set[str], where: str) -> None:
+        extra = sorted(set(keys) - allowed)
+        if extra:
+            raise UserError(f"suite {path}: unknown key(s) {', '.join(extra)} in {where}; "
+                            f"known: {', '.join(sorted(allowed))}")
+
+    from models import MODELS
+
+    unknown(suite, SUITE_KEYS | {o for n in MODELS.names() for o in MODELS.get(n).options}, "the top level")
+    tasks = suite.get("tasks")
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, dict) for t in tasks):
+        raise UserError(f"suite {path} has no [[tasks]] tables (each with task = ... and dataset = ...)")
+    for i, t in enumerate(tasks, 1):
+        unknown(t, TASK_KEYS, f"task {i}")
+        if t.get("task") not in TASK_MAINS:
+            raise UserError(f"suite {path}: task {i} is {t.get('task')!r}; known tasks: {', '.join(TASK_MAINS)}")
+        if "dataset" not in t:
+            raise UserError(f"suite {path}: task {i} ({t['task']}) has no dataset")
+        DATASETS.get(str(t["dataset"]))
+        if t["task"] == "random" and "classes" in t:
+            raise UserError(f"suite {path}: task {i} is random (random samples, no class): drop its classes")
+        if "classes" in t and not isinstance(t["classes"], list):
+            raise UserError(f"suite {path}: task {i} classes must be a list, e.g. classes = [\"2\"]")
+    for i, sw in enumerate(suite.get("sweeps", []), 1):
+        unknown(sw, SWEEP_KEYS, f"sweep {i}")
+        if sw.get("task") not in TASK_MAINS or "dataset" not in sw:
+            raise UserError(f"suite {path}: sweep {i} needs task (one of {', '.join(TASK_MAINS)}) and dataset")
+    seeds = suite.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                           for x in seeds):
+        raise UserError(f"suite {path}: seeds must be a list of whole numbers, e.g. seeds = [0, 1, 2]; "
+                        f"got {seeds!r}")
+    methods = suite.get("methods", "all")
+    if methods != "all" and not (isinstance(methods, list) and all(isinstance(m, str) for m in methods)):
+        raise UserError(f"suite {path}: methods must be \"all\" or a list of names; got {methods!r}")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -40,7 +96,12 @@ def parse_seeds(text: str) -> list[int]:
     seeds: list[int] = []
     for part in text.split(","):
         a, _, b = part.strip().partition("-")
-        seeds.extend(range(int(a), int(b) + 1) if b else [int(a)])
+        try:
+            seeds.extend(range(int(a), int(b) + 1) if b else [int(a)])
+        except ValueError:
+            raise UserError(f"--seeds expects whole numbers like 1-5 or 0,3,7; got {text!r}") from None
+    if not seeds:
+        raise UserError(f"--seeds {text!r} names no seed (is the range backwards?)")
     return seeds
 
 
@@ -76,7 +137,10 @@ def apply_sets(suite: dict[str, Any], sets: Sequence[str]) -> dict[str, Any]:
     tables = sorted(k for k in over if isinstance(suite.get(k), (dict, list)))
     if tables:
         raise UserError(f"--set cannot replace the suite's tables {tables}; edit the suite file")
-    return {**suite, **over}
+    merged = {**suite, **over}
+    if over:
+        check_suite(merged, "(after --set)")
+    return merged
 
 
 def pretrain_settings(suite: dict[str, Any], net: str) -> dict[str, Any]:
@@ -101,11 +165,13 @@ def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root
                       download: bool, progress: bool = True, pretrained: str | None = None,
                       model_options: dict[str, Any] | None = None, train_subset: int | None = None,
                       test_subset: int | None = None, epochs: int | None = None) -> None:
-    """Pretrain a missing checkpoint; an existing one made with other architecture or data
-    settings than the suite asks for is refused (its rows would be mislabelled)."""
+    """Pretrain a missing checkpoint. An existing one made with other architecture or data
+    settings than the suite asks for is refused (its rows would be mislabelled); one from an
+    unfinished pretraining (a killed run of an older version) is pretrained again: a
+    half-trained model never stands in for a finished one."""
     if path.is_file():
         from ssd.checkpoint import model_options as options_of
-        from ssd.checkpoint import read_checkpoint
+        from ssd.checkpoint import read_checkpoint, unfinished
 
         _, meta = read_checkpoint(path)
         have = (options_of(meta), (meta.get("data_subset") or {}).get("train"), (meta.get("data_subset") or {}).get("test"))
@@ -113,7 +179,10 @@ def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root
         if meta and have != want:
             raise UserError(f"checkpoint {path} was made with options/train/test subset {have}, the suite asks for "
                             f"{want}: name the settings in the suite's checkpoint path or delete the file")
-        return
+        why = unfinished(path, meta)
+        if why is None:
+            return
+        print(f"[suite] {path} is not used: {why}; pretraining it again", file=sys.stderr)
     from ssd.train import pretrain
 
     print(f"[suite] pretraining {net} on {dataset} → {path.parent}", file=sys.stderr)
@@ -191,14 +260,15 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
 def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, results: Path, shas: dict[str, str],
                device: str) -> list[Any]:
     """The suite's `[[sweeps]]` (α or λ grids on one forget request) as jobs, run after the
-    grid's; a sweep already in the results file is skipped, so they resume like runs."""
+    grid's. They resume point by point: a sweep whose points are all recorded is skipped, and
+    a job computes only the points not recorded yet (its `done`)."""
     from ssd.backends.jobs import SweepPayload, sweep_job
     from ssd.experiment import RunSpec
-    from ssd.results import read_rows, run_key
-    from ssd.sweep import DEFAULT_METHODS
+    from ssd.results import done_keys, run_key
+    from ssd.sweep import DEFAULT_METHODS, sweep_keys
     from ssd.utils import sha256_file
 
-    have = {r["sweep"].get("suite_sweep") for r in read_rows(results) if isinstance(r.get("sweep"), dict)}
+    done = frozenset(done_keys([results]))  # sweeps resume point by point: recorded points are skipped
     seed = suite_seeds(suite, args)[0]
     jobs = []
     for sw in suite.get("sweeps", []):
@@ -208,21 +278,37 @@ def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, results: Path, s
                           progress=not args.no_progress, **pretrain_settings(suite, net))
         shas.setdefault(ckpt, sha256_file(ckpt))
         sweep_id = run_key({**sw, "net": net, "seed": seed, "checkpoint_sha256": shas[ckpt]})
-        if sweep_id in have:
-            continue
         spec = RunSpec(task=sw["task"], net=net, dataset=sw["dataset"], weight_path=ckpt, method="ssd",
                        forget_class=sw.get("forget_class"), n_forget=sw.get("n_forget", 100), seed=seed,
                        device=device, data_root=args.data_root, download=args.download,
                        retain_eval_size=suite.get("retain_eval_size", 5000),
                        overrides={**suite_protocol(suite), **sw.get("set", {})})
-        print(f"[suite] sweep {sw['task']} {sw['dataset']} {sw.get('forget_class') or ''}: "
-              f"alphas {sw.get('alphas')} lambdas {sw.get('lambdas', [1.0])}", file=sys.stderr)
         base = sw.get("baseline_alphas")
+        if set(sweep_keys(spec, shas[ckpt], sw.get("alphas", [10.0]), sw.get("lambdas", [1.0]),
+                          sw.get("methods", DEFAULT_METHODS), base)) <= done:
+            continue  # every point recorded
+        print(f"[suite] sweep {sw['task']} {sw['dataset']} {sw.get('forget_class') or ''}: "
+              f"alphas {sw.get('alphas')} lambdas {sw.get('lambdas', [1.0])} (recorded points are skipped)",
+              file=sys.stderr)
         jobs.append(sweep_job(SweepPayload(
             spec, alphas=tuple(sw.get("alphas", [10.0])), lambdas=tuple(sw.get("lambdas", [1.0])),
             methods=tuple(sw.get("methods", DEFAULT_METHODS)), baseline_alphas=None if base is None else tuple(base),
-            suite_sweep=sweep_id), sweep_id))
+            suite_sweep=sweep_id, done=done), sweep_id))
     return jobs
+
+
+def check_outputs(args: argparse.Namespace, results: Path, grid: list[Any]) -> None:
+    """Every place the suite writes, checked before any work (no run lost at the end)."""
+    from ssd.utils import check_writable
+
+    check_writable(results, "results (--results)")
+    check_writable(args.cache_dir, "cache folder (--cache-dir)", folder=True)
+    if not args.no_report:
+        check_writable(Path(args.report) if args.report else results.with_name(f"{results.stem}_report"),
+                       "report folder (--report)", folder=True)
+    for path in {Path(s.weight_path) for s in grid}:
+        if not path.is_file():
+            check_writable(path, "checkpoint")
 
 
 def print_grid(grid: list[Any]) -> None:
@@ -264,7 +350,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = p.parse_args(argv)
 
     from ssd.experiment import method_config, spec_key
-    from ssd.results import append_row, done_keys, read_rows
+    from ssd.results import AlreadyRecorded, append_row, done_keys, read_rows
     from ssd.summary import format_table, summarize
     from ssd.utils import resolve_device, sha256_file
 
@@ -272,11 +358,14 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     results = Path(args.results or suite.get("results", f"results/{args.suite}.jsonl"))
     logger = args.logger or suite.get("logger", "none")
     grid = build_grid(suite, args)
+    for spec in grid:  # every method setting checked before any work (pretraining included)
+        method_config(spec.method, spec)
     if args.dry_run:
         print_grid(grid)
         return []
     if args.backend == "serial" or not all(Path(s.weight_path).is_file() for s in grid):
         resolve_device(grid[0].device if grid else "cpu")  # (a Ray driver may have no GPU of its own)
+    check_outputs(args, results, grid)
     for net, dataset, path in sorted({(s.net, s.dataset, s.weight_path) for s in grid}):
         ensure_checkpoint(Path(path), net, dataset, grid[0].device, args.data_root, args.download,
                           progress=not args.no_progress, **pretrain_settings(suite, net))
@@ -288,7 +377,11 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
           f"{len(todo)} to run", file=sys.stderr)
 
     def sink(job: Any, row: dict[str, Any]) -> None:  # only this process writes rows, as jobs end
-        append_row(results, row)
+        try:
+            append_row(results, row)
+        except AlreadyRecorded as err:  # another process on the same results file recorded it first
+            print(f"[suite] {err}", file=sys.stderr)
+            return
         if logger == "wandb" and "sweep" not in row:
             from ssd.loggers import log_wandb
 
@@ -320,6 +413,8 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         page = write_report([results], out)
         print(f"[suite] report: {page}")
     outcome.raise_if_failed()
+    if todo and outcome.refused and not outcome.done and not rows:
+        raise UserError(f"every run of suite {args.suite} was refused ({len(outcome.refused)} cells; see above)")
     return rows
 
 

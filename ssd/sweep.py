@@ -62,14 +62,19 @@ def run_sweep(
     session: Any = None,
     sink: Callable[[Row], None] | None = None,
     log: Callable[[str], None] | None = None,
+    done: set[str] | None = None,
 ) -> list[Row]:
     """Sweep `methods` on `spec`'s checkpoint and forget request; returns (and sinks) the rows.
 
     `spec` is an `ssd.experiment.RunSpec` (its `method` is ignored; its `overrides` are
     SSD settings such as order="paper"). The first row is the unmodified model
     (method "baseline", sweep param "none"), the reference the figures draw.
+
+    Every point's settings are checked before any work (α = −1 is refused before the
+    baseline row is written). Points whose run key is in `done` (already recorded) are
+    skipped, so a killed sweep resumes point by point.
     """
-    from ssd.experiment import Session, build_splits, method_config
+    from ssd.experiment import Session, build_splits
     from ssd.methods.registry import METHODS
     from ssd.methods.ssd_methods import importance_cache, reference_data, ssd_sweep
     from ssd.metrics import evaluate
@@ -100,26 +105,36 @@ def run_sweep(
             sink(row)
         say(point_line(row))
 
-    base_cfg = method_config("baseline", dataclasses.replace(spec, method="baseline", overrides={}))
-    metrics, details = score(original)
-    metrics["MethodTime"] = 0.0
-    emit("baseline", base_cfg, metrics, details, {"param": "none", "value": None, "selected": 0})
-
+    done = done or set()
+    sha = meta["sha256"]
     param = sweep_param(alphas, lambdas)
+    base_cfg, plan = sweep_plan(spec, alphas, lambdas, methods, baseline_alphas)  # every point validated now
     for method in methods:
         if spec.task not in METHODS.get(method).tasks:
             say(f"skipping {method}: not defined for the {spec.task} task")
+
+    if point_key(spec, "baseline", base_cfg, sha, "none") not in done:
+        metrics, details = score(original)
+        metrics["MethodTime"] = 0.0
+        emit("baseline", base_cfg, metrics, details, {"param": "none", "value": None, "selected": 0})
+
+    for method, cfg, point_cfgs in plan:
+        method_param = param if method in SSD_LIKE else "alpha"
+        todo = [point_key(spec, method, c, sha, method_param) not in done for c in point_cfgs]
+        if not any(todo):
             continue
         if method in SSD_LIKE:
-            cfg = method_config(method, dataclasses.replace(spec, method=method))
-            if method == "lfssd":
-                cfg = dataclasses.replace(cfg, mode="lf")
             cache = importance_cache(cfg, session.cache_dir)
             clock = [time.perf_counter()]
-            point_metrics: list[tuple[dict[str, Any], dict[str, Any]]] = []
+            point_metrics: list[tuple[dict[str, Any], dict[str, Any]] | None] = []
 
-            def evaluate_point(model: nn.Module, clock: list[float] = clock,
-                               store: list[tuple[dict[str, Any], dict[str, Any]]] = point_metrics) -> dict[str, Any]:
+            def evaluate_point(model: nn.Module, clock: list[float] = clock, todo: list[bool] = todo,
+                               store: list[tuple[dict[str, Any], dict[str, Any]] | None] = point_metrics,
+                               ) -> dict[str, Any]:
+                if not todo[len(store)]:  # recorded already: not scored again
+                    store.append(None)
+                    clock[0] = time.perf_counter()
+                    return {}
                 elapsed = time.perf_counter() - clock[0]  # restore + dampen (+ importances, first point)
                 metrics, details = score(model)
                 metrics["_changed"] = changed_weights(model, original)
@@ -130,9 +145,12 @@ def run_sweep(
 
             model = copy.deepcopy(original)
             points = ssd_sweep(model, reference_data(splits, cfg.reference).to(device), splits.forget.to(device),
-                               cfg, alphas, lambdas, evaluate_point, cache, checkpoint_sha256=meta["sha256"],
+                               cfg, alphas, lambdas, evaluate_point, cache, checkpoint_sha256=sha,
                                task=splits.task)
-            for i, (point, (metrics, details)) in enumerate(zip(points, point_metrics, strict=True)):
+            for i, (point, scored) in enumerate(zip(points, point_metrics, strict=True)):
+                if scored is None:
+                    continue
+                metrics, details = scored
                 value = point["lam"] if param == "lambda" else point["alpha"]
                 emit(method, dataclasses.replace(cfg, alpha=point["alpha"], lam=point["lam"]), metrics, details,
                      {"param": param, "value": value, "alpha": point["alpha"], "lambda": point["lam"],
@@ -141,8 +159,10 @@ def run_sweep(
                       "cache_hit": point["stats"].get("cache_hit")})
             continue
         entry = METHODS.get(method)
-        for alpha in baseline_alphas if baseline_alphas is not None else alphas:
-            cfg = method_config(method, dataclasses.replace(spec, method=method, overrides={"alpha": alpha}))
+        for cfg, needed in zip(point_cfgs, todo, strict=True):
+            if not needed:
+                continue
+            alpha = cfg.alpha
             model = copy.deepcopy(original)
             t0 = time.perf_counter()
             model = entry.fn(model, splits, cfg)
@@ -154,6 +174,40 @@ def run_sweep(
                  {"param": "alpha", "value": float(alpha), "alpha": float(alpha), "selected": changed,
                   "changed": changed})
     return rows
+
+
+def sweep_plan(spec: Any, alphas: Sequence[float], lambdas: Sequence[float], methods: Sequence[str],
+               baseline_alphas: Sequence[float] | None) -> tuple[Any, list[tuple[str, Any, list[Any]]]]:
+    """(the baseline's config, [(method, its config, one config per point)]): every point's
+    settings built, hence validated, before any work; methods not defined for the task left out."""
+    from ssd.experiment import method_config
+    from ssd.methods.registry import METHODS
+
+    base_cfg = method_config("baseline", dataclasses.replace(spec, method="baseline", overrides={}))
+    plan: list[tuple[str, Any, list[Any]]] = []
+    for method in methods:
+        if spec.task not in METHODS.get(method).tasks:
+            continue
+        if method in SSD_LIKE:
+            cfg = method_config(method, dataclasses.replace(spec, method=method))
+            if method == "lfssd":
+                cfg = dataclasses.replace(cfg, mode="lf")
+            plan.append((method, cfg, [dataclasses.replace(cfg, alpha=float(a), lam=float(lam))  # as rows record them
+                                       for lam in lambdas for a in alphas]))
+        else:
+            grid = baseline_alphas if baseline_alphas is not None else alphas
+            plan.append((method, None, [method_config(method, dataclasses.replace(
+                spec, method=method, overrides={"alpha": a})) for a in grid]))
+    return base_cfg, plan
+
+
+def sweep_keys(spec: Any, checkpoint_sha: str, alphas: Sequence[float], lambdas: Sequence[float],
+               methods: Sequence[str], baseline_alphas: Sequence[float] | None) -> list[str]:
+    """The run keys of every point a sweep records (its baseline row included), without running it."""
+    base_cfg, plan = sweep_plan(spec, alphas, lambdas, methods, baseline_alphas)
+    param = sweep_param(alphas, lambdas)
+    return [point_key(spec, "baseline", base_cfg, checkpoint_sha, "none")] + [
+        point_key(spec, m, c, checkpoint_sha, param if m in SSD_LIKE else "alpha") for m, _, cfgs in plan for c in cfgs]
 
 
 def changed_weights(model: nn.Module, original: nn.Module) -> int:
@@ -176,12 +230,20 @@ def _num(v: Any) -> str:
 def _row(spec: Any, method: str, cfg: Any, meta: dict[str, Any], splits: Any, metrics: dict[str, Any],
          details: dict[str, Any], sweep: dict[str, Any]) -> Row:
     """A row like `run_one`'s plus the sweep point; its run_key cannot collide with a suite run's."""
-    from ssd.experiment import result_row, spec_key
-    from ssd.results import run_key
+    from ssd.experiment import result_row
 
     point_spec = dataclasses.replace(spec, method=method)
-    key = run_key({"sweep_of": spec_key(point_spec, cfg, meta["sha256"]), "param": sweep["param"]})
+    key = point_key(spec, method, cfg, meta["sha256"], sweep["param"])
     return {**result_row(point_spec, method, cfg, meta, splits, metrics, details, key), "sweep": sweep}
+
+
+def point_key(spec: Any, method: str, cfg: Any, checkpoint_sha: str, param: str) -> str:
+    """A sweep point's run key (known before the point is computed, so resume can skip it)."""
+    from ssd.experiment import spec_key
+    from ssd.results import run_key
+
+    return run_key({"sweep_of": spec_key(dataclasses.replace(spec, method=method), cfg, checkpoint_sha),
+                    "param": param})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,9 +280,11 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     args = build_parser().parse_args(argv)
     from ssd.cli import parse_sets
     from ssd.experiment import RunSpec, Session
-    from ssd.results import append_row
-    from ssd.utils import resolve_device
+    from ssd.results import append_row, done_keys
+    from ssd.utils import check_writable, resolve_device
 
+    check_writable(args.results, "results (--results)")  # output locations before any work
+    check_writable(args.cache_dir, "cache folder (--cache-dir)", folder=True)
     spec = RunSpec(task=args.task, net=args.net, dataset=args.dataset, weight_path=args.weight_path, method="ssd",
                    forget_class=args.forget_class, n_forget=args.n_forget, seed=args.seed,
                    device=str(resolve_device(args.device)), batch_size=args.b, data_root=args.data_root,
@@ -228,17 +292,20 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     baseline_alphas = parse_floats(args.baseline_alphas, "--baseline-alphas") if args.baseline_alphas else None
     alphas, lambdas = parse_floats(args.alphas, "--alphas"), parse_floats(args.lambdas, "--lambdas")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    done = done_keys([args.results])  # points already recorded are skipped: a killed sweep resumes
     if args.backend == "serial":
         rows = run_sweep(spec, alphas=alphas, lambdas=lambdas, methods=methods, baseline_alphas=baseline_alphas,
-                         session=Session(args.cache_dir), sink=lambda row: append_row(args.results, row), log=print)
+                         session=Session(args.cache_dir), sink=lambda row: append_row(args.results, row), log=print,
+                         done=done)
     else:
-        rows = _sweep_on_backend(args, spec, alphas, lambdas, methods, baseline_alphas)
-    print(f"{len(rows)} rows appended to {Path(args.results)}")
+        rows = _sweep_on_backend(args, spec, alphas, lambdas, methods, baseline_alphas, done)
+    print(f"{len(rows)} rows appended to {Path(args.results)}"
+          + (" (points already recorded there were skipped)" if done else ""))
     return rows
 
 
 def _sweep_on_backend(args: argparse.Namespace, spec: Any, alphas: list[float], lambdas: list[float],
-                      methods: list[str], baseline_alphas: list[float] | None) -> list[Row]:
+                      methods: list[str], baseline_alphas: list[float] | None, done: set[str]) -> list[Row]:
     """The sweep as one job on another backend (e.g. a GPU of a Ray cluster); rows come back
     to this process, which appends them."""
     from ssd.backends import backend_from_args, drive
@@ -253,7 +320,8 @@ def _sweep_on_backend(args: argparse.Namespace, spec: Any, alphas: list[float], 
         print(point_line(row))
 
     payload = SweepPayload(spec, alphas=tuple(alphas), lambdas=tuple(lambdas), methods=tuple(methods),
-                           baseline_alphas=None if baseline_alphas is None else tuple(baseline_alphas))
+                           baseline_alphas=None if baseline_alphas is None else tuple(baseline_alphas),
+                           done=frozenset(done))
     backend = backend_from_args(args, args.cache_dir)
     try:
         report = drive([sweep_job(payload, "sweep")], backend, sink, progress=False, desc="sweep")

@@ -23,7 +23,14 @@ from ssd.checkpoint import save_checkpoint
 from ssd.errors import UserError
 from ssd.metrics import accuracy, predict_logits
 from ssd.schedules import Schedule, load_schedule
-from ssd.utils import code_version, resolve_device, seed_everything, synchronize
+from ssd.utils import (
+    atomic_write_bytes,
+    check_writable,
+    code_version,
+    resolve_device,
+    seed_everything,
+    synchronize,
+)
 
 
 @dataclass
@@ -159,6 +166,9 @@ def pretrain(
     Both are written into the checkpoint's metadata, which is where unlearning runs read them.
     """
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:  # before any work: an unwritable --out fails now, not after training
+        check_writable(out_dir, "checkpoint folder (--out)", folder=True)
     info = dataset_info(dataset)
     schedule = load_schedule(net, dataset, epochs=epochs, batch_size=batch_size, lr=lr, warmup_epochs=warm)
     model_options = dict(model_options or {})
@@ -177,10 +187,16 @@ def pretrain(
         "device": str(device), "schedule": schedule.to_dict(), "pretrained": pretrained,
         "n_train": len(train), "n_test": len(test), "model_options": model_options, "data_subset": subset,
     }
-    out_dir = Path(out) if out is not None else None
     version = code_version()
-    best = {"acc": -1.0}
-    paths: dict[str, Path] = {}
+    best: dict[str, Any] = {"acc": -1.0, "state": None, "meta": None}
+
+    def meta_for(stats: EpochStats) -> dict[str, Any]:
+        return {
+            "net": net, "dataset": dataset, "classes": info.num_classes,
+            "class_names": list(info.classes), "epoch": stats.epoch,
+            "test_acc": stats.test_acc, "train_acc": stats.train_acc, "seed": seed, "config": config,
+            "code_version": version, "model_options": model_options, "data_subset": subset, "complete": False,
+        }
 
     def on_epoch(stats: EpochStats, m: nn.Module) -> None:
         if log is not None:
@@ -189,40 +205,45 @@ def pretrain(
                 f"train_acc {stats.train_acc:.2f}%  test_acc {stats.test_acc:.2f}%  "
                 f"{stats.images_per_s:.0f} img/s  lr {stats.lr:.2e}"
             )
-        if out_dir is None:
-            return
-        meta = {
-            "net": net, "dataset": dataset, "classes": info.num_classes,
-            "class_names": list(info.classes), "epoch": stats.epoch,
-            "test_acc": stats.test_acc, "train_acc": stats.train_acc, "seed": seed, "config": config,
-            "code_version": version, "model_options": model_options, "data_subset": subset,
-        }
-        paths["last"] = save_checkpoint(out_dir / "last.pt", m, meta)
         assert stats.test_acc is not None
-        if stats.test_acc > best["acc"]:
-            best["acc"] = stats.test_acc
-            paths["best"] = save_checkpoint(out_dir / "best.pt", m, meta)
+        if out_dir is not None and stats.test_acc > best["acc"]:  # kept in memory: published at the end
+            best.update(acc=stats.test_acc, meta=meta_for(stats),
+                        state={k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()})
 
     history = fit(model, train, schedule, seed=seed, test=test, progress=progress,
                   desc=f"{net}/{dataset}", on_epoch=on_epoch)
     final = history[-1].test_acc if history else eval_accuracy(model, test)
     assert final is not None
     memorisation: dict[str, Any] = {}
-    if out_dir is not None:
-        from ssd.checkpoint import read_checkpoint
-
-        for kind, path in paths.items():  # eval-mode accuracy on the whole training set: the memorisation gap
-            state, meta = read_checkpoint(path)
-            scored = copy.deepcopy(model)
-            scored.load_state_dict(state)
+    paths: dict[str, Path] = {}
+    if out_dir is not None and history:
+        best_model = copy.deepcopy(model)
+        best_model.load_state_dict(best["state"])
+        finished = {"last": (model, meta_for(history[-1])), "best": (best_model, best["meta"])}
+        for kind, (scored, meta) in finished.items():  # eval-mode accuracy on the whole training set
             meta["train_eval_acc"] = eval_accuracy(scored, train)
             meta["train_test_gap"] = meta["train_eval_acc"] - float(meta["test_acc"])
             memorisation[kind] = {k: meta[k] for k in ("epoch", "train_eval_acc", "test_acc", "train_test_gap")}
-            save_checkpoint(path, scored, meta)
         summary = {"config": config, "history": [vars(h) for h in history], "code_version": version,
                    "memorisation": memorisation}
-        (out_dir / "history.json").write_text(json.dumps(summary, indent=2))
+        paths = publish(out_dir, finished, summary)
     return PretrainResult(
         model=model, test_acc=final, best_acc=max(best["acc"], final), history=history,
         config=config, best_path=paths.get("best"), last_path=paths.get("last"), extra=memorisation,
     )
+
+
+def publish(out_dir: Path, finished: dict[str, tuple[nn.Module, dict[str, Any]]],
+            summary: dict[str, Any]) -> dict[str, Path]:
+    """Write a finished pretraining's checkpoints (`complete: true`) and history.
+
+    Nothing is written before training ends, so a killed pretraining leaves no best.pt or
+    last.pt that could pass for finished ones; a restarted one starts again from epoch 1.
+    Each file is written atomically; best.pt, what the suites use, comes last.
+    """
+    paths = {"last": save_checkpoint(out_dir / "last.pt", finished["last"][0], {**finished["last"][1], "complete": True})}
+    atomic_write_bytes(out_dir / "history.json", json.dumps(summary, indent=2).encode())
+    paths["best"] = save_checkpoint(out_dir / "best.pt", finished["best"][0], {**finished["best"][1], "complete": True})
+    return paths
+
+

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import secrets
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssd.errors import UserError
+from harness.errors import UserError
+from harness.tensors import sha256_tensors  # noqa: F401  (re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +31,10 @@ def seed_everything(seed: int) -> torch.Generator:
 def resolve_device(device: str | None = None, gpu: bool = False) -> torch.device:
     """`--device` wins; the authors' `-gpu` means cuda; otherwise CPU."""
     name = device or ("cuda" if gpu else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise UserError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
     return dev
@@ -72,29 +76,122 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def sha256_tensors(tensors: dict[str, torch.Tensor]) -> str:
-    """Hash a state dict's names, dtypes, shapes and bytes (order-independent of dict order)."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+TMP_SUFFIX = ".tmp"
+
+
+def temp_name(path: Path) -> Path:
+    """`.NAME.PID-RANDOM.tmp` beside `path`: the writer's pid lets a later writer tell a
+    live temporary file from one a killed process left behind."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}")
+
+
+def sweep_stale_temps(path: Path) -> int:
+    """Remove temporary files of `path` whose writer is dead (a kill between write and rename)."""
+    removed = 0
+    prefix = f".{path.name}."
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(TMP_SUFFIX)):
+            continue
+        pid_part = name[len(prefix):-len(TMP_SUFFIX)].split("-", 1)[0]
+        if pid_part.isdigit() and int(pid_part) != os.getpid() and not pid_alive(int(pid_part)):
+            try:
+                entry.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    """Write to a temporary file beside `path`, then rename: readers never see half a file.
+
+    The file keeps the mode it had (a new one gets the mode `open` would give it, not
+    mkstemp's 0600), and temporary files of `path` left by a killed writer are removed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep_stale_temps(path)
     try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    tmp = temp_name(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_writable(path: str | os.PathLike[str], what: str, *, folder: bool = False) -> Path:
+    """Refuse, before any work, an output location that cannot be written: one UserError line.
+
+    Creates nothing: the nearest existing ancestor must be a writable folder (and an
+    existing target must be writable and of the right kind).
+    """
+    p = Path(path)
+    if p.exists():
+        if folder != p.is_dir():
+            kind = "a folder" if p.is_dir() else "a file"
+            raise UserError(f"cannot write {what} {p}: it is {kind}; choose another path")
+        writable = os.access(p if folder else p.parent, os.W_OK | os.X_OK) and (folder or os.access(p, os.W_OK))
+        if not writable:
+            raise UserError(f"cannot write {what} {p}: permission denied; choose another path")
+        return p
+    anc = p.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise UserError(f"cannot write {what} {p}: {anc} is a file, not a folder; choose another path")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {what} {p}: {anc} is not writable; choose another path")
+    return p
+
+
+@contextmanager
+def new_dirs_removed_on_failure(*dirs: str | os.PathLike[str]) -> Iterator[None]:
+    """On an exception, remove the folders among `dirs` (and their missing ancestors) that did not
+    exist before and are empty: a failed writer leaves no empty folders behind."""
+    fresh: set[Path] = set()
+    for d in map(Path, dirs):
+        while not d.exists() and d != d.parent:
+            fresh.add(d)
+            d = d.parent
+    try:
+        yield
+    except BaseException:
+        for d in sorted(fresh, key=lambda p: len(p.parts), reverse=True):
+            try:
+                d.rmdir()
+            except OSError:
+                pass  # not empty (or never made): leave it
         raise
 
 

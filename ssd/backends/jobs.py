@@ -23,14 +23,15 @@ class SweepPayload:
     lambdas: tuple[float, ...] = (1.0,)
     methods: tuple[str, ...] = ("ssd",)
     baseline_alphas: tuple[float, ...] | None = None
-    suite_sweep: str | None = None  # the suite's id for this sweep, stored in every row (resume)
+    suite_sweep: str | None = None  # the suite's id for this sweep, stored in every row
+    done: frozenset[str] = frozenset()  # run keys of points already recorded: not computed again (resume)
 
 
 def run_sweep_job(session: Any, p: SweepPayload) -> list[Row]:
     from ssd.sweep import run_sweep
 
     rows = run_sweep(p.spec, alphas=p.alphas, lambdas=p.lambdas, methods=p.methods,
-                     baseline_alphas=p.baseline_alphas, session=session)
+                     baseline_alphas=p.baseline_alphas, session=session, done=set(p.done))
     if p.suite_sweep is not None:
         for row in rows:
             row["sweep"]["suite_sweep"] = p.suite_sweep

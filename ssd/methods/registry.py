@@ -8,9 +8,11 @@ from :class:`MethodConfig`, defined beside the method.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from torch import nn
 
@@ -33,6 +35,77 @@ class MethodConfig:
     batch_size: int = 128
     progress: bool = False
     protocol: str = "ours"
+
+    def __post_init__(self) -> None:
+        validate_config(self)
+
+    def notes(self) -> list[str]:
+        """Settings that are legal but unusual, said in the printout and recorded in the row."""
+        return config_notes(self)
+
+
+# Words a numeric α may also be (issue 13's rules that choose α); only where the field's type admits str.
+ALPHA_WORDS = ("auto", "search")
+# Must be > 0 (not just ≥ 0): zero means "no training" or "no dampening", never a run.
+POSITIVE = ("epochs", "lr", "lam", "n_samples", "temperature", "kd_temperature", "noise_batch")
+POSITIVE_SUFFIXES = ("batch_size", "chunk_size", "_lr")
+ANY_SIGN = ("seed",)
+
+
+def _types(annotation: Any) -> set[str] | None:
+    """The simple types a field annotation names ("int | None" → {"int", "None"}); None if not simple."""
+    parts = {p.strip() for p in str(annotation).replace("Optional[", "").rstrip("]").split("|")}
+    simple = {"int", "float", "bool", "str", "None"}
+    return parts if parts <= simple else None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    return "str" if isinstance(value, str) else type(value).__name__
+
+
+def validate_config(cfg: Any) -> None:
+    """The same rule for every entry point (mains, --set, suites, sweeps): a value of the wrong
+    type, a NaN or infinite number, a negative hyper-parameter, a zero epoch count, batch,
+    rate or λ is one UserError line before any work. α may be 0 (see config_notes)."""
+    from ssd.errors import UserError
+
+    cls = type(cfg).__name__
+    for f in dataclasses.fields(cfg):
+        value, types = getattr(cfg, f.name), _types(f.type)
+        if types is not None:
+            kind = _kind(value)
+            ok = kind in types or (kind == "int" and "float" in types)
+            if not ok:
+                want = " or ".join(sorted(t for t in types if t != "None")) + (" (or None)" if "None" in types else "")
+                raise UserError(f"method setting {f.name} must be {want}; got {value!r} ({cls})")
+        if isinstance(value, str) and f.name == "alpha" and value not in ALPHA_WORDS:
+            raise UserError(f"method setting alpha must be a number ≥ 0 or one of {', '.join(ALPHA_WORDS)}; "
+                            f"got {value!r} ({cls})")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if not math.isfinite(value):
+            raise UserError(f"method setting {f.name} must be a finite number; got {value!r} ({cls})")
+        if f.name in ANY_SIGN:
+            continue
+        positive = f.name in POSITIVE or f.name.endswith(POSITIVE_SUFFIXES)
+        if value < 0 or (positive and value == 0):
+            raise UserError(f"method setting {f.name} must be {'> 0' if positive else '≥ 0'}; got {value!r} ({cls})")
+
+
+def config_notes(cfg: Any) -> list[str]:
+    notes = []
+    if getattr(cfg, "alpha", None) == 0 and not isinstance(getattr(cfg, "alpha", None), str):
+        notes.append("alpha = 0 is legal but unusual: for SSD every parameter with any forget importance is "
+                     "selected; for the dampening baselines the scaled weights become 0")
+    return notes
 
 
 C = TypeVar("C", bound=MethodConfig)

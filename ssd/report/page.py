@@ -28,6 +28,7 @@ from ssd.report.rows import (
 )
 from ssd.report.sweeps import sweep_groups, sweep_table, write_sweep_figures
 from ssd.report.tables import build_tables, summary_csv, to_markdown, write_tables
+from ssd.utils import check_writable, new_dirs_removed_on_failure
 
 
 @dataclass
@@ -266,8 +267,18 @@ def _sweeps_section(page: Page, sweeps: list[Row], out: Path) -> None:
 
 
 def write_report(paths_or_rows: RowsOrPaths, out_dir: str | Path, run_key: str | None = None) -> Path:
-    """Write tables (md/csv/tex), PNG figures, report.md and index.html under `out_dir`; returns report.md."""
+    """Write tables (md/csv/tex), PNG figures, report.md and index.html under `out_dir`; returns report.md.
+
+    An unwritable `out_dir` is refused before anything is read or drawn; a report that
+    fails part-way removes the folders it created (no empty folders are left behind).
+    """
     out = Path(out_dir)
+    check_writable(out, "report folder (--out)", folder=True)
+    with new_dirs_removed_on_failure(out, out / "figures", out / "tables"):
+        return _write_report(paths_or_rows, out, run_key)
+
+
+def _write_report(paths_or_rows: RowsOrPaths, out: Path, run_key: str | None) -> Path:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for stale in (out / "figures").glob("*.png"):  # a rewritten report links exactly what it drew
         stale.unlink()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -21,7 +22,11 @@ METHOD_LAST = ("ssd", "lfssd")
 
 
 def load_rows(source: RowsOrPaths) -> list[Row]:
-    """Rows from a results path, an iterable of paths, or already-parsed row dicts (mixed is fine)."""
+    """Rows from a results path, an iterable of paths, or already-parsed row dicts (mixed is fine).
+
+    One run key, one row: a key seen twice (within a file or across files) is counted
+    once, and stderr says how many were collapsed, so duplicates never pass for extra seeds.
+    """
     if isinstance(source, (str, os.PathLike)):
         return read_rows(source)
     rows: list[Row] = []
@@ -30,7 +35,13 @@ def load_rows(source: RowsOrPaths) -> list[Row]:
             rows.append(item)
         else:
             rows.extend(read_rows(item))
-    return rows
+    unique: dict[Any, Row] = {}
+    for i, r in enumerate(rows):
+        unique.setdefault(r.get("run_key") if isinstance(r.get("run_key"), str) else ("row", i), r)
+    if len(unique) < len(rows):
+        print(f"note: {len(rows) - len(unique)} duplicate row(s) (a run key seen twice) were counted once",
+              file=sys.stderr)
+    return list(unique.values())
 
 
 def is_sweep(row: Row) -> bool:
