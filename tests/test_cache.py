@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from damage import zero_largest_tensor
 from torch import nn
 
 import ssd.methods.ssd_methods as sm
@@ -114,7 +115,13 @@ def corrupt_garbage(path: Path) -> None:
     path.write_bytes(b"not a torch file")
 
 
-@pytest.mark.parametrize("corrupt", [corrupt_truncate, corrupt_garbage])
+def corrupt_zeroed_bytes(path: Path) -> None:
+    """Old: loaded as a hit (zeros are valid, finite, non-negative importances): SSD then selected
+    other weights under the same run key. Caught now by the entry's content checksum."""
+    zero_largest_tensor(path)
+
+
+@pytest.mark.parametrize("corrupt", [corrupt_truncate, corrupt_garbage, corrupt_zeroed_bytes])
 def test_corrupt_entry_is_recomputed(tmp_path: Path, corrupt, caplog: pytest.LogCaptureFixture) -> None:
     cache = ImportanceCache(tmp_path)
     net, d = model(), data()
