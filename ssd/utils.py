@@ -178,7 +178,10 @@ def check_writable(path: str | os.PathLike[str], what: str, *, folder: bool = Fa
 @contextmanager
 def new_dirs_removed_on_failure(*dirs: str | os.PathLike[str]) -> Iterator[None]:
     """On an exception, remove the folders among `dirs` (and their missing ancestors) that did not
-    exist before and are empty: a failed writer leaves no empty folders behind."""
+    exist before, with what was written into them: a failed writer leaves no half-made or empty
+    folders behind (folders that existed before are left as they were)."""
+    import shutil
+
     fresh: set[Path] = set()
     for d in map(Path, dirs):
         while not d.exists() and d != d.parent:
@@ -187,11 +190,8 @@ def new_dirs_removed_on_failure(*dirs: str | os.PathLike[str]) -> Iterator[None]
     try:
         yield
     except BaseException:
-        for d in sorted(fresh, key=lambda p: len(p.parts), reverse=True):
-            try:
-                d.rmdir()
-            except OSError:
-                pass  # not empty (or never made): leave it
+        for d in sorted(fresh, key=lambda p: len(p.parts)):  # outermost first: it takes the rest along
+            shutil.rmtree(d, ignore_errors=True)
         raise
 
 

@@ -284,6 +284,8 @@ def _write_report(paths_or_rows: RowsOrPaths, out: Path, run_key: str | None) ->
         stale.unlink()
     rows = load_rows(paths_or_rows)
     runs, sweeps = split_rows(rows)
+    if run_key is not None:
+        choose_runs(runs, run_key)  # an unknown --run is refused before anything is drawn
     page = Page()
     page.h(1, "Unlearning report")
     sources = [str(p) for p in ([paths_or_rows] if isinstance(paths_or_rows, (str, Path)) else paths_or_rows)
