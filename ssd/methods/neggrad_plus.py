@@ -4,8 +4,10 @@ gradient ascent (NegGrad) does.
 
     loss = β · CE(retain batch) − (1 − β) · CE(forget batch)
 
-Each retain batch is paired with the next forget batch, cycling (and reshuffling) the
-smaller forget set, as the official `train_negrad` does with `zip(retain, cycle(forget))`.
+Each retain batch is paired with the next forget batch, cycling the smaller forget set, as
+the official `train_negrad` does with `zip(retain, cycle(forget))`; its `itertools.cycle`
+replays the first pass's batches in the same order, where we reshuffle on every pass
+(docs/departures.md).
 """
 
 from __future__ import annotations
