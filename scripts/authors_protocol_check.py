@@ -43,7 +43,8 @@ def max_rel(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     """Largest |a − b| / max(|b|, tiny) over every element of every tensor."""
     worst = 0.0
     for k in b:
-        d = (a[k].double() - b[k].double()).abs() / b[k].double().abs().clamp_min(1e-30)
+        x, y = a[k].detach().double(), b[k].detach().double()
+        d = (x - y).abs() / y.abs().clamp_min(1e-30)
         d = torch.where((a[k] == b[k]), torch.zeros_like(d), d)
         worst = max(worst, float(d.max()))
     return worst
