@@ -79,7 +79,7 @@ class RayBackend:
             if self.address is None and self.num_cpus is not None:
                 opts["num_cpus"] = self.num_cpus
             try:
-                ray.init(address=self.address, **opts)
+                ray.init(address=self.address or "local", **opts)  # "local": never a `ray start` cluster by chance
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise UserError(f"cannot start or reach Ray at {self.address or 'a new local instance'} "
                                 f"({one_line(err)[:200]}); check --ray-address / RAY_ADDRESS") from None
