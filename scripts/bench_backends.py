@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Wall time of one suite on the serial backend and on Ray, on this machine.
 
-Each backend runs the whole suite from scratch in its own subprocess (a fresh results
+Each variant (serial with torch's default threads, serial with one torch thread, Ray with one
+thread per worker) runs the whole suite from scratch in its own subprocess (a fresh results
 file and cache folder in a temporary folder, so neither reuses the other's importances or
 retrained references); the suite's checkpoints are pretrained first, outside the timing.
-Rounds alternate serial and ray (`--repeats`); the figure is the ratio within a round (the
+Rounds run the variants in turn (`--repeats`); the figure is the ratio within a round (the
 machine is shared: the load average before and after is recorded). Results are printed
 and appended to results/bench_backends.jsonl.
 
@@ -40,8 +41,13 @@ def suite_cmd(suite: str, results: Path, cache: Path, *extra: str) -> list[str]:
             "--no-report", "--no-progress", *extra]
 
 
-def timed(cmd: list[str]) -> tuple[float, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+# variant -> (backend, extra environment). torch's default in one process is one thread per core;
+# Ray's workers run one thread each (--cpus-per-run 1), so "serial1" separates the two effects.
+VARIANTS = {"serial": ("serial", {}), "serial1": ("serial", {"OMP_NUM_THREADS": "1"}), "ray": ("ray", {})}
+
+
+def timed(cmd: list[str], extra_env: dict[str, str] | None = None) -> tuple[float, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -55,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--suite", default="quick")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--cpus-per-run", default="1")
+    p.add_argument("--variants", default="serial,serial1,ray",
+                   help="serial (torch's default threads), serial1 (one torch thread), ray")
     p.add_argument("--seeds", default=None, help="passed to the suite (e.g. 0 for a third of the quick grid)")
     p.add_argument("--methods", default=None, help="passed to the suite")
     p.add_argument("--out", default=str(REPO / "results" / "bench_backends.jsonl"))
@@ -72,18 +80,19 @@ def main(argv: Sequence[str] | None = None) -> None:
             times: dict[str, float] = {}
             counts: dict[str, int] = {}
             ray_line = ""
-            for backend in ("serial", "ray"):
-                res, cache = tmpdir / f"{backend}{r}.jsonl", tmpdir / f"cache_{backend}{r}"
+            for name in args.variants.split(","):
+                backend, env = VARIANTS[name]
+                res, cache = tmpdir / f"{name}{r}.jsonl", tmpdir / f"cache_{name}{r}"
                 extra = ["--backend", backend] + (["--cpus-per-run", args.cpus_per_run] if backend == "ray" else [])
-                times[backend], err = timed(suite_cmd(args.suite, res, cache, *narrow, *extra))
-                counts[backend] = len(read_rows(res))
+                times[name], err = timed(suite_cmd(args.suite, res, cache, *narrow, *extra), env)
+                counts[name] = len(read_rows(res))
                 if backend == "ray":
                     ray_line = next((ln for ln in err.splitlines() if re.match(r"\[ray\] \d+ jobs on", ln)), "")
-                print(f"[bench] round {r + 1}: {backend:6} {times[backend]:7.1f} s  ({counts[backend]} rows)",
-                      file=sys.stderr)
-            rounds.append({"serial_s": round(times["serial"], 2), "ray_s": round(times["ray"], 2),
-                           "ray_over_serial": round(times["ray"] / times["serial"], 3), "rows": counts,
-                           "ray_workers": ray_line})
+                print(f"[bench] round {r + 1}: {name:7} {times[name]:7.1f} s  ({counts[name]} rows)", file=sys.stderr)
+            first = next(iter(times))
+            rounds.append({"seconds": {k: round(v, 2) for k, v in times.items()},
+                           f"over_{first}": {k: round(v / times[first], 3) for k, v in times.items()},
+                           "rows": counts, "ray_workers": ray_line})
         load_after = os.getloadavg()
 
     record = {"bench": "backends", "suite": args.suite, "seeds": args.seeds, "methods": args.methods, "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -97,8 +106,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"suite {args.suite} {' '.join(narrow)} on {os.cpu_count()} CPUs (load average before {load_before[0]:.1f}, "
           f"after {load_after[0]:.1f}):")
     for i, rd in enumerate(rounds, 1):
-        print(f"  round {i}: serial {rd['serial_s']:.1f} s, ray {rd['ray_s']:.1f} s, ray/serial "
-              f"{rd['ray_over_serial']:.2f}; rows {rd['rows']}; {rd['ray_workers']}")
+        ratios = next(v for k, v in rd.items() if k.startswith("over_"))
+        print(f"  round {i}: " + ", ".join(f"{k} {v:.1f} s (×{ratios[k]:.2f})" for k, v in rd["seconds"].items())
+              + f"; rows {rd['rows']}; {rd['ray_workers']}")
     print(f"appended to {out}")
 
 
