@@ -16,7 +16,7 @@ from typing import Any
 
 from ssd.errors import UserError
 
-SSDParams = dict[str, tuple[float, float]]  # net → (alpha, lambda)
+SSDParams = dict[str, tuple[float | str, float]]  # net → (alpha or "auto"/"search", lambda)
 ALPHA_METHODS = ("ssd", "lfssd", "ssd_tuning", "lfssd_tuning")
 DEFAULT_RESULTS = {"full_class": "results/full_class.jsonl", "sub_class": "results/sub_class.jsonl",
                    "random": "results/random.jsonl"}
@@ -45,7 +45,9 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     p.add_argument("--n-forget", type=int, default=100, help="random task: number of samples to forget")
     p.add_argument("--data-root", default=None, help="data folder (default: $SSD_DATA_ROOT or ./data)")
     p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
-    p.add_argument("--alpha", type=float, default=None, help="SSD selection weighting (overrides the table)")
+    p.add_argument("--alpha", type=alpha_value, default=None,
+                   help="SSD selection weighting: a number, 'auto' (ASSD's rule) or 'search' (held-out grid); "
+                        "overrides the table")
     p.add_argument("--lambda", dest="lam", type=float, default=None, help="SSD dampening constant")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any method setting, e.g. --set mode=sample --set order=paper")
@@ -66,6 +68,21 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     return p
 
 
+def alpha_value(text: str) -> float | str:
+    """--alpha: a number ≥ 0 or one of the keywords "auto" / "search" (docs/alpha.md)."""
+    from ssd.methods.alpha_select import ALPHA_KEYWORDS
+
+    if text in ALPHA_KEYWORDS:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, 'auto' or 'search', got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"alpha must be ≥ 0, got {text!r}")
+    return value
+
+
 def parse_sets(items: Sequence[str]) -> dict[str, Any]:
     """`KEY=VALUE` pairs; values are Python literals when they parse as one, else strings."""
     out: dict[str, Any] = {}
@@ -80,7 +97,7 @@ def parse_sets(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def method_overrides(method: str, net: str, table: SSDParams, alpha: float | None, lam: float | None,
+def method_overrides(method: str, net: str, table: SSDParams, alpha: float | str | None, lam: float | None,
                      epochs: int | None, sets: dict[str, Any]) -> dict[str, Any]:
     """Resolve α/λ (flag > the main's per-model table) and -epochs into method settings."""
     import dataclasses
@@ -151,6 +168,11 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
         cls = row["forget_class_name"] or "random"
         log_wandb(row, project=f"{args.net}_{args.dataset}_{task}_{cls}", name=row["method"],
                   directory=Path(args.results).parent)
+    choice = (row.get("method_stats") or {}).get("alpha_select")
+    if choice:
+        from ssd.methods.alpha_select import describe
+
+        print(describe(choice))
     m = row["metrics"]
     keys = ("DrTest", "DfTest", "Df", "DrTrain", "TestAcc", "MIA", "ZRF", "MethodTime") + (
         ("ULiRA_auc", "ULiRA_acc", "ULiRA_tpr@1%") if args.ulira else ())

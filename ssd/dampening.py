@@ -54,6 +54,7 @@ class DampenStats:
     protocol: str | None = None  # "ours" | "authors" (ssd/methods/protocol.py)
     task: str | None = None  # the task whose paper order was used
     d_importance_s: float | None = None  # seconds D's importances took when they were computed
+    alpha_select: dict | None = None  # how α was chosen when it was "auto"/"search" (ssd/methods/alpha_select.py)
 
     @property
     def fraction_selected(self) -> float:

@@ -57,6 +57,7 @@ class RunSpec:
     pretrained: str | None = None
     ulira: int = 0  # U-LiRA shadow models (0: no privacy audit); ssd/privacy/audit.py
     ulira_settings: dict[str, Any] = field(default_factory=dict)  # UliraSettings fields (pool, epochs…)
+    label: str | None = None  # a suite variant's name (e.g. "ssd@auto"): the row's method label
 
 
 def method_config(method: str, spec: RunSpec) -> MethodConfig:
@@ -211,6 +212,8 @@ def spec_key(spec: RunSpec, cfg: MethodConfig, checkpoint_sha: str) -> str:
         fields.pop(transient)
     if not fields["ulira"]:  # runs without the audit keep the keys they had before it existed
         fields.pop("ulira"), fields.pop("ulira_settings")
+    if fields.get("label") is None:  # keys of unlabelled runs stay as they were before variants existed
+        fields.pop("label", None)
     cfg_fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("device", "progress")}
     return run_key({**fields, "method": METHOD_ALIASES.get(spec.method, spec.method),
                     "cfg": cfg_fields, "checkpoint_sha256": checkpoint_sha})
@@ -290,7 +293,8 @@ def result_row(spec: RunSpec, method: str, cfg: MethodConfig, meta: dict[str, An
     names = info.fine_classes if spec.task == "sub_class" else info.classes
     return {
         "run_key": key,
-        "task": spec.task, "net": spec.net, "dataset": spec.dataset, "method": method,
+        "task": spec.task, "net": spec.net, "dataset": spec.dataset, "method": spec.label or method,
+        **({"variant_of": method} if spec.label else {}),
         "forget_class": None if fc is None else int(fc),
         "forget_class_name": None if fc is None or names is None else names[fc],
         "seed": spec.seed, "protocol": getattr(cfg, "protocol", "ours"), "metrics": metrics, "details": details,

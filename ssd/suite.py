@@ -155,10 +155,30 @@ def method_list(suite: dict[str, Any], cli: str | None) -> list[str]:
     from ssd.methods.registry import METHODS
 
     chosen = cli.split(",") if cli else suite.get("methods", "all")
-    names = METHODS.names() if chosen == "all" else list(chosen)
+    names = METHODS.names() if chosen == "all" else [n for n in chosen if n not in suite.get("variants", {})]
     for n in names:
         METHODS.get(n)
     return sorted(names, key=lambda n: (FIRST.index(n) if n in FIRST else len(FIRST), names.index(n)))
+
+
+def grid_methods(suite: dict[str, Any], cli: str | None) -> list[tuple[str | None, str, dict[str, Any]]]:
+    """(label, method, settings) per grid column: the methods, then the suite's `[variants]`
+    (`"ssd@auto" = {method = "ssd", alpha = "auto"}`: the method with settings on top of its
+    method_settings, reported as its own row under the label). `--methods` may name labels."""
+    from ssd.methods.registry import METHODS
+
+    settings = suite.get("method_settings", {})
+    out: list[tuple[str | None, str, dict[str, Any]]] = [(None, m, dict(settings.get(m, {})))
+                                                          for m in method_list(suite, cli)]
+    for label, v in suite.get("variants", {}).items():
+        if cli and label not in cli.split(","):
+            continue
+        if not isinstance(v, dict) or "method" not in v:
+            raise UserError(f"suite variant {label!r} needs a method, e.g. {{method = \"ssd\", alpha = \"auto\"}}")
+        METHODS.get(v["method"])
+        extra = {k: x for k, x in v.items() if k != "method"}
+        out.append((label, v["method"], {**settings.get(v["method"], {}), **extra}))
+    return out
 
 
 def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root: str | None,
@@ -230,7 +250,7 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     from ssd.methods.registry import METHODS
 
     seeds = suite_seeds(suite, args)
-    methods = method_list(suite, args.methods)
+    methods = grid_methods(suite, args.methods)
     device = args.device or suite.get("device", "cpu")
     grid = []
     for net in args.nets.split(",") if args.nets else suite.get("nets", ["ConvNet"]):
@@ -241,18 +261,18 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
                 for seed in seeds:
                     audit = ulira_shadows(suite, task) if seed == seeds[0] else 0
                     audit_settings = dict(task.get("ulira_settings", suite.get("ulira_settings", {})))
-                    for method in methods:
+                    for label, method, settings in methods:
                         if task["task"] not in METHODS.get(method).tasks:
                             continue
-                        settings = {**suite_protocol(suite), **suite.get("method_settings", {}).get(method, {})}
-                        over = method_overrides(method, net, table, None, None, None, settings)
+                        over = method_overrides(method, net, table, None, None, None,
+                                                {**suite_protocol(suite), **settings})
                         grid.append(RunSpec(
                             task=task["task"], net=net, dataset=task["dataset"], weight_path=str(ckpt),
                             method=method, forget_class=cls, n_forget=task.get("n_forget", 100), seed=seed,
                             device=device, batch_size=suite.get("batch_size"), data_root=args.data_root,
                             download=args.download, retain_eval_size=suite.get("retain_eval_size", 5000),
                             overrides=over, pretrained=suite.get("pretrained", {}).get(net),
-                            ulira=audit, ulira_settings=audit_settings,
+                            ulira=audit, ulira_settings=audit_settings, label=label,
                         ))
     return grid
 
@@ -315,7 +335,7 @@ def print_grid(grid: list[Any]) -> None:
     """What a suite would run: runs per task × dataset × method, and each checkpoint's state."""
     from collections import Counter
 
-    counts = Counter((s.task, s.dataset, s.net, s.method) for s in grid)
+    counts = Counter((s.task, s.dataset, s.net, s.label or s.method) for s in grid)
     for (task, dataset, net, method), n in sorted(counts.items()):
         print(f"{task:10} {dataset:12} {net:9} {method:16} {n:5d} runs")
     for net, dataset, path in sorted({(s.net, s.dataset, s.weight_path) for s in grid}):

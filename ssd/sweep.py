@@ -75,6 +75,7 @@ def run_sweep(
     skipped, so a killed sweep resumes point by point.
     """
     from ssd.experiment import Session, build_splits
+    from ssd.methods.alpha_select import effective_reference
     from ssd.methods.registry import METHODS
     from ssd.methods.ssd_methods import importance_cache, reference_data, ssd_sweep
     from ssd.metrics import evaluate
@@ -144,7 +145,7 @@ def run_sweep(
                 return {}
 
             model = copy.deepcopy(original)
-            points = ssd_sweep(model, reference_data(splits, cfg.reference).to(device), splits.forget.to(device),
+            points = ssd_sweep(model, reference_data(splits, effective_reference(cfg)).to(device), splits.forget.to(device),
                                cfg, alphas, lambdas, evaluate_point, cache, checkpoint_sha256=sha,
                                task=splits.task)
             for i, (point, scored) in enumerate(zip(points, point_metrics, strict=True)):

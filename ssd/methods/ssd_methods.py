@@ -24,8 +24,9 @@ from ssd.cache import ImportanceCache, importance_key, indices_hash, model_sha25
 from ssd.dampening import DampenStats, dampen, make_param_filter
 from ssd.errors import UserError
 from ssd.importance import MODES, ORDERS, compute_importances, make_order, order_within, shuffled_order
+from ssd.methods.alpha_select import AlphaSelectConfig, check_alpha, resolve_alpha
 from ssd.methods.protocol import check_protocol
-from ssd.methods.registry import MethodConfig, register_method
+from ssd.methods.registry import register_method
 from ssd.splits import Splits
 from ssd.utils import model_device, synchronize
 
@@ -33,10 +34,12 @@ REFERENCES = ("full", "retain")
 
 
 @dataclass
-class SSDConfig(MethodConfig):
+class SSDConfig(AlphaSelectConfig):
     """Selective Synaptic Dampening (Foster et al., AAAI 2024).
 
-    alpha: selection weighting (select where imp_Df > α·imp_D); lam: dampening constant
+    alpha: selection weighting (select where imp_Df > α·imp_D), or "auto" (ASSD's
+    percentile rule) or "search" (a grid scored on held-out training data; the search_*
+    settings, see ssd/methods/alpha_select.py and docs/alpha.md); lam: dampening constant
     λ; exponent/bound: factor = min((λ·imp_D/imp_Df)^exponent, bound).
     mode: "batch" (the authors' estimate), "sample" (exact empirical Fisher) or "lf"
     (LFSSD). params: a regex on parameter names to restrict SSD to (None: all);
@@ -50,7 +53,7 @@ class SSDConfig(MethodConfig):
     """
 
     batch_size: int = 64
-    alpha: float = 10.0
+    alpha: float | str = 10.0
     lam: float = 1.0
     exponent: float = 1.0
     bound: float = 1.0
@@ -75,8 +78,9 @@ def check_config(cfg: SSDConfig) -> None:
                                  ("reference", cfg.reference, REFERENCES)):
         if value not in choices:
             raise UserError(f"SSD {name} must be one of {', '.join(choices)}; got {value!r}")
-    if cfg.alpha < 0 or cfg.lam < 0 or cfg.bound < 0:
-        raise UserError(f"SSD alpha, lam and bound must be non-negative (got {cfg.alpha}, {cfg.lam}, {cfg.bound})")
+    check_alpha(cfg)
+    if cfg.lam < 0 or cfg.bound < 0:
+        raise UserError(f"SSD lam and bound must be non-negative (got {cfg.lam}, {cfg.bound})")
     if cfg.batch_size < 1 or cfg.chunk_size < 1:
         raise UserError("SSD batch_size and chunk_size must be positive")
 
@@ -168,18 +172,24 @@ def ssd_unlearn(
     *,
     checkpoint_sha256: str | None = None,
     task: str = "full_class",
+    splits: Splits | None = None,
 ) -> DampenStats:
     """SSD in place on `model`: importances on D (`d_data`) and Df, then dampening.
 
     `d_data` is whichever reference set the caller chose (the registered method picks
     it from `cfg.reference`); both sets must be on the model's device or movable there.
-    `task` picks the authors' order when it is used.
+    `task` picks the authors' order when it is used. α "auto"/"search" is resolved from
+    the importances (search also needs `splits`).
     """
     timing: dict[str, Any] = {}
     imp_d, imp_df, hit = ssd_importances(model, d_data, df_data, cfg, cache, checkpoint_sha256=checkpoint_sha256,
                                          task=task, timing=timing)
-    stats = dampen(model, imp_d, imp_df, alpha=cfg.alpha, lam=cfg.lam, exponent=cfg.exponent, bound=cfg.bound,
-                   param_filter=make_param_filter(model, cfg.params, cfg.exclude_norm))
+    keep = make_param_filter(model, cfg.params, cfg.exclude_norm)
+    n_all = len(d_data) + (len(df_data) if cfg.reference == "retain" else 0)
+    alpha, lam, choice = resolve_alpha(model, cfg, imp_d, imp_df, keep, len(df_data), n_all, splits)
+    stats = dampen(model, imp_d, imp_df, alpha=alpha, lam=lam, exponent=cfg.exponent, bound=cfg.bound,
+                   param_filter=keep)
+    stats.alpha_select = choice
     return _record(stats, cfg, hit, task, timing)
 
 
@@ -251,7 +261,8 @@ def run_ssd(model: nn.Module, splits: Splits, cfg: SSDConfig) -> nn.Module:
     cache = importance_cache(cfg, splits.context.get("cache_dir"))
     d_data = reference_data(splits, cfg.reference).to(device)
     stats = ssd_unlearn(model, d_data, splits.forget.to(device), cfg, cache,
-                        checkpoint_sha256=splits.context.get("checkpoint_sha256"), task=splits.task)
+                        checkpoint_sha256=splits.context.get("checkpoint_sha256"), task=splits.task,
+                        splits=splits)
     splits.context["ssd_stats"] = dataclasses.asdict(stats)
     return model
 
