@@ -155,14 +155,23 @@ def test_search_records_every_candidate_and_ends_on_the_chosen_alpha(trained: tu
     assert chosen["selected"] == s.context["ssd_stats"]["total_selected"]
 
 
-def test_auto_in_the_method_uses_the_training_forget_share(trained: tuple[nn.Module, Splits]) -> None:
+def test_auto_uses_assds_reference_and_the_training_forget_share(trained: tuple[nn.Module, Splits]) -> None:
+    """auto = ASSD's D (the retain set) and share |Df|/(|Dr|+|Df|), unless `reference` is set; a numeric α
+    keeps the paper's D. Computing the ratio against D = retain ∪ forget, or the share against |Dr|,
+    would give another α."""
     model, s = trained
     METHODS.get("lfssd").fn(copy.deepcopy(model), s, SSDConfig(alpha="auto", mode="lf"))
     st = s.context["ssd_stats"]
     rec = st["alpha_select"]
     assert (rec["n_forget"], rec["n_all"]) == (len(s.forget), len(s.train)) and st["mode"] == "lf"
-    imp_d, imp_df, _ = ssd_importances(model, s.train, s.forget, SSDConfig(mode="lf"))
+    assert st["reference"] == "retain"
+    imp_d, imp_df, _ = ssd_importances(model, s.retain, s.forget, SSDConfig(mode="lf", reference="retain"))
     assert st["alpha"] == pytest.approx(auto_alpha(imp_d, imp_df, len(s.forget), len(s.train))[0])
+    METHODS.get("lfssd").fn(copy.deepcopy(model), s, SSDConfig(alpha="auto", mode="lf", reference="full"))
+    assert s.context["ssd_stats"]["reference"] == "full"
+    assert s.context["ssd_stats"]["alpha_select"]["n_all"] == len(s.train)
+    METHODS.get("ssd").fn(copy.deepcopy(model), s, SSDConfig(alpha=10.0))
+    assert s.context["ssd_stats"]["reference"] == "full"
 
 
 @pytest.mark.parametrize("bad", [{"alpha": "Auto"}, {"alpha": -1.0}, {"alpha": True}, {"search_budget": -1},
@@ -255,3 +264,27 @@ def test_sweep_alpha_keywords_add_one_labelled_point(digits_ckpt: Path, tmp_path
     assert len(auto) == 1 and auto[0]["sweep"]["alpha_mode"] == "auto"
     assert auto[0]["sweep"]["alpha"] == auto[0]["method_stats"]["alpha"]
     assert [r["method"] for r in rows].count("ssd") == 1
+
+
+def test_in_the_authors_order_auto_and_search_forget_where_alpha_10_does_not(
+        trained: tuple[nn.Module, Splits]) -> None:
+    """The issue's case on small data (tiny Digits, digit 3, the authors' class-sorted D): α = 10 keeps
+    the class (imp_D inflated by Df's single-class batches), while `auto` and `search` forget it
+    (forget-test ≤ 5 %) with retain-test accuracy within 2 points (the issue's bounds). An `auto`
+    against D = retain ∪ forget, or a search that ignored the retain budget, fails here. (LFSSD's auto
+    forgets too but costs 2.1 points on these 141 retain-test images, 3 images: not asserted.)"""
+    from ssd.metrics import accuracy, predict_logits
+
+    model, s = trained
+
+    def scores(m: nn.Module) -> tuple[float, float]:
+        return (accuracy(predict_logits(m, s.forget_test), s.forget_test.targets),
+                accuracy(predict_logits(m, s.retain_test), s.retain_test.targets))
+
+    _, retain0 = scores(model)
+    paper = scores(METHODS.get("ssd").fn(copy.deepcopy(model), s, SSDConfig(alpha=10.0, order="paper")))
+    assert paper[0] > 50.0, f"α = 10 in paper order was expected to keep the class: {paper}"
+    for mode in ("auto", "search"):
+        forget, retain = scores(METHODS.get("ssd").fn(copy.deepcopy(model), s, SSDConfig(alpha=mode, order="paper")))
+        stats = s.context["ssd_stats"]
+        assert forget <= 5.0 and retain >= retain0 - 2.0, (mode, forget, retain, retain0, stats["alpha"])

@@ -81,6 +81,13 @@ def check_alpha(cfg: Any) -> None:
 # ---------------------------------------------------------------------------- auto
 
 
+def effective_reference(cfg: Any) -> str:
+    """D for SSD: the configured reference, else ASSD's (the retain set: `original_importances =
+    calc_importance(retain_loader)`) for alpha="auto" and the paper's (retain ∪ forget) otherwise."""
+    return cfg.reference or ("retain" if cfg.alpha == "auto" else "full")
+
+
+
 def assd_percentile(n_forget: int, n_all: int) -> float:
     """ASSD's percentile: 100 − ln(1 + 100·|Df|/|D|), |D| = |Dr| + |Df| (the forget share in percent)."""
     return 100.0 - math.log1p(100.0 * n_forget / n_all)

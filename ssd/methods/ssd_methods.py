@@ -24,7 +24,7 @@ from ssd.cache import ImportanceCache, importance_key, indices_hash, model_sha25
 from ssd.dampening import DampenStats, dampen, make_param_filter
 from ssd.errors import UserError
 from ssd.importance import MODES, ORDERS, compute_importances, make_order, order_within, shuffled_order
-from ssd.methods.alpha_select import AlphaSelectConfig, check_alpha, resolve_alpha
+from ssd.methods.alpha_select import AlphaSelectConfig, check_alpha, effective_reference, resolve_alpha
 from ssd.methods.protocol import check_protocol
 from ssd.methods.registry import register_method
 from ssd.splits import Splits
@@ -44,7 +44,8 @@ class SSDConfig(AlphaSelectConfig):
     mode: "batch" (the authors' estimate), "sample" (exact empirical Fisher) or "lf"
     (LFSSD). params: a regex on parameter names to restrict SSD to (None: all);
     exclude_norm: leave normalisation layers alone. reference: "full" (D = retain ∪
-    forget, as the paper) or "retain" (D = retain, as the design card reads).
+    forget, as the paper) or "retain" (D = retain, as the design card and ASSD's code
+    read); None: "retain" for alpha="auto" (ASSD's D), else "full".
     order: "shuffled" (seeded from `seed`; the default, see docs/ssd.md) or "paper" (the
     authors' loaders' order for the task: class-sorted, fine-class-sorted or random_split's;
     `protocol="authors"` implies it). cache_dir: where D's importances are cached (None:
@@ -60,7 +61,7 @@ class SSDConfig(AlphaSelectConfig):
     mode: str = "batch"
     params: str | None = None
     exclude_norm: bool = False
-    reference: str = "full"
+    reference: str | None = None
     order: str = "shuffled"
     cache_dir: str | None = None
     chunk_size: int = 64
@@ -75,7 +76,7 @@ def check_config(cfg: SSDConfig) -> None:
     """One-line UserErrors for settings outside their choices."""
     check_protocol(cfg.protocol)
     for name, value, choices in (("mode", cfg.mode, MODES), ("order", cfg.order, ORDERS),
-                                 ("reference", cfg.reference, REFERENCES)):
+                                 ("reference", effective_reference(cfg), REFERENCES)):
         if value not in choices:
             raise UserError(f"SSD {name} must be one of {', '.join(choices)}; got {value!r}")
     check_alpha(cfg)
@@ -156,7 +157,7 @@ def ssd_importances(
 
 def _record(stats: DampenStats, cfg: SSDConfig, hit: bool | None, task: str,
             timing: dict[str, Any] | None = None) -> DampenStats:
-    stats.mode, stats.reference, stats.order = cfg.mode, cfg.reference, effective_order(cfg)
+    stats.mode, stats.reference, stats.order = cfg.mode, effective_reference(cfg), effective_order(cfg)
     stats.batch_size, stats.seed, stats.cache_hit = cfg.batch_size, cfg.seed, hit
     stats.protocol, stats.task = cfg.protocol, task
     stats.d_importance_s = (timing or {}).get("d_importance_s")
@@ -185,7 +186,7 @@ def ssd_unlearn(
     imp_d, imp_df, hit = ssd_importances(model, d_data, df_data, cfg, cache, checkpoint_sha256=checkpoint_sha256,
                                          task=task, timing=timing)
     keep = make_param_filter(model, cfg.params, cfg.exclude_norm)
-    n_all = len(d_data) + (len(df_data) if cfg.reference == "retain" else 0)
+    n_all = len(d_data) + (len(df_data) if effective_reference(cfg) == "retain" else 0)
     alpha, lam, choice = resolve_alpha(model, cfg, imp_d, imp_df, keep, len(df_data), n_all, splits)
     stats = dampen(model, imp_d, imp_df, alpha=alpha, lam=lam, exponent=cfg.exponent, bound=cfg.bound,
                    param_filter=keep)
@@ -259,7 +260,7 @@ def run_ssd(model: nn.Module, splits: Splits, cfg: SSDConfig) -> nn.Module:
     check_config(cfg)
     device = model_device(model)
     cache = importance_cache(cfg, splits.context.get("cache_dir"))
-    d_data = reference_data(splits, cfg.reference).to(device)
+    d_data = reference_data(splits, effective_reference(cfg)).to(device)
     stats = ssd_unlearn(model, d_data, splits.forget.to(device), cfg, cache,
                         checkpoint_sha256=splits.context.get("checkpoint_sha256"), task=splits.task,
                         splits=splits)
