@@ -252,19 +252,6 @@ classes = ["2"]
     assert len(read_rows(results)) == 4
 
 
-def test_sweep_alpha_keywords_add_one_labelled_point(digits_ckpt: Path, tmp_path: Path) -> None:
-    from ssd.experiment import RunSpec, Session
-    from ssd.sweep import run_sweep
-
-    spec = RunSpec(task="full_class", net="ConvNet", dataset="Digits", weight_path=str(digits_ckpt), method="ssd",
-                   forget_class="2", retain_eval_size=200)
-    rows = run_sweep(spec, alphas=[10.0, "auto"], methods=["ssd", "global_dampening"],
-                     baseline_alphas=[0.5], session=Session(tmp_path / "cache"))
-    auto = [r for r in rows if r["method"] == "ssd@auto"]
-    assert len(auto) == 1 and auto[0]["sweep"]["alpha_mode"] == "auto"
-    assert auto[0]["sweep"]["alpha"] == auto[0]["method_stats"]["alpha"]
-    assert [r["method"] for r in rows].count("ssd") == 1
-
 
 def test_in_the_authors_order_auto_and_search_forget_where_alpha_10_does_not(
         trained: tuple[nn.Module, Splits]) -> None:
