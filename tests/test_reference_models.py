@@ -41,16 +41,25 @@ def params(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def test_retrain_starts_from_a_fresh_initialisation(trained, one_thread) -> None:
-    """With zero epochs, retrain returns its starting point: the seeded fresh model, not the loaded one."""
+def test_retrain_starts_from_a_fresh_initialisation(trained, one_thread, monkeypatch) -> None:
+    """The model retrain trains (and returns) starts as the seeded fresh model, not the loaded one."""
+    import ssd.train
+
     loaded, _ = trained
     splits = digits_splits()
-    out = retrain(copy.deepcopy(loaded), splits, RetrainConfig(seed=5, epochs=0))
+    started: dict[str, dict[str, torch.Tensor]] = {}
+
+    def no_training(model: nn.Module, *args: object, **kwargs: object) -> list:
+        started["weights"] = params(model)
+        return []
+
+    monkeypatch.setattr(ssd.train, "fit", no_training)
+    out = retrain(copy.deepcopy(loaded), splits, RetrainConfig(seed=5, epochs=1))
     torch.manual_seed(5)
     fresh = params(splits.model_factory())
-    got = params(out)
-    assert all(torch.equal(got[k], fresh[k]) for k in fresh)
-    assert not all(torch.equal(got[k], v) for k, v in params(loaded).items())
+    assert all(torch.equal(started["weights"][k], fresh[k]) for k in fresh)
+    assert all(torch.equal(params(out)[k], fresh[k]) for k in fresh)  # the trained model is what comes back
+    assert not all(torch.equal(started["weights"][k], v) for k, v in params(loaded).items())
 
 
 def test_retrained_model_never_saw_the_forget_class(trained, one_thread) -> None:
