@@ -1,6 +1,7 @@
 """Shadow models trained per second: one vectorised ensemble against the one-at-a-time loop.
 
     python scripts/bench_ulira.py --dataset MNIST --data-root /work/data --k 16 --pool 2000 --epochs 2
+    python scripts/bench_ulira.py --net ResNet18 --width 8 --dataset FashionMNIST --data-root /work/data --k 16
     python scripts/bench_ulira.py                      # bundled Digits, nothing to download
 
 Both sides train K models of `--net` on the same random halves of the same pool with the
@@ -41,6 +42,7 @@ from ssd.utils import code_version, resolve_device, synchronize  # noqa: E402
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--net", default="ConvNet")
+    p.add_argument("--width", type=int, default=None, help="ResNet18 base width (64 = the paper's)")
     p.add_argument("--dataset", default="Digits")
     p.add_argument("--data-root", default=None)
     p.add_argument("--k", type=int, default=8, help="shadow models")
@@ -61,8 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     members = random_halves(args.k, len(pool), seed=0)
     schedule = load_schedule(args.net, args.dataset, epochs=args.epochs)
 
+    options = {"width": args.width} if args.width else {}
+
     def factory() -> torch.nn.Module:
-        return build_model(args.net, info).to(device)
+        return build_model(args.net, info, **options).to(device)
 
     synchronize(device)
     t0 = time.perf_counter()
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     logits = ens.predict(test)
     ens_acc = [accuracy(logits[k], test.targets) for k in range(args.k)]
 
-    row = {"bench": "ulira_shadows", "net": args.net, "dataset": args.dataset, "k": args.k, "pool": len(pool),
+    row = {"bench": "ulira_shadows", "net": args.net, "model_options": options, "dataset": args.dataset, "k": args.k, "pool": len(pool),
            "epochs": args.epochs, "batch_size": schedule.batch_size, "loop_s": loop_s, "ensemble_s": ens_s,
            "loop_models_per_s": args.k / loop_s, "ensemble_models_per_s": args.k / ens_s,
            "speedup": loop_s / ens_s, "loop_test_acc": sum(loop_acc) / args.k,

@@ -260,7 +260,7 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
     if spec.ulira:
         from ssd.privacy.audit import ulira_for_run
 
-        audit_metrics, details["ulira"] = ulira_for_run(spec, session, method, cfg, progress=progress)
+        audit_metrics, details["ulira"] = ulira_for_run(spec, session, method, cfg, splits, progress=progress)
         metrics.update(audit_metrics)
     return result_row(spec, method, cfg, meta, splits, metrics, details, spec_key(spec, cfg, meta["sha256"]))
 

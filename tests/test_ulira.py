@@ -112,7 +112,8 @@ def digits_shadows():  # ~1.5 CPU-minutes: the two tests using it are marked slo
     """8 ConvNets on exact halves of a 400-image Digits pool, 100 candidates, 30 epochs."""
     train = load_dataset("Digits", train=True)
     settings = UliraSettings(shadows=8, pool=400, candidates=100, epochs=30)
-    shadows = new_shadow_set("ConvNet", train, settings, 50, torch.device("cpu"))
+    shadows = new_shadow_set("ConvNet", lambda: build_model("ConvNet", train.info), train, settings, 50,
+                             torch.device("cpu"))
     return train_shadows(shadows, settings.seed), load_dataset("Digits", train=False)
 
 

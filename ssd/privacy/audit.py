@@ -22,6 +22,7 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,6 @@ import torch
 from torch import nn
 
 from datasets import ImageData
-from models import build_model
 from ssd.errors import UserError
 from ssd.methods.registry import METHODS, MethodConfig
 from ssd.metrics import accuracy, predict_logits
@@ -46,14 +46,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class UliraSettings:
-    """shadows: K (even, ≥ 4); pool: images drawn from the training set (each shadow trains on
-    half); candidates: samples under attack (None: 2 × the run's n_forget, so each shadow
+    """shadows: K (even, ≥ 4); pool: images drawn from the full training set (each shadow trains
+    on half; None: twice the run's D, at most 2,000, so a shadow's training set is as large as
+    the target's when D is small, e.g. the CPU grid's 1,000-image subsets); candidates: samples under attack (None: 2 × the run's n_forget, so each shadow
     forgets about n_forget); epochs: shadow training epochs (None: the net's schedule for the
     dataset; retraining in the audit uses the same); seed: pool, halves and initialisations;
     fix_variance: one variance per world pooled over candidates (LiRA's choice for few shadows)."""
 
     shadows: int = 16
-    pool: int = 2000
+    pool: int | None = None
     candidates: int | None = None
     epochs: int | None = None
     seed: int = 0
@@ -73,6 +74,7 @@ class ShadowSet:
     """The method-independent half of an audit: pool, membership, trained shadows and references."""
 
     net: str
+    factory: Callable[[], nn.Module]  # the run's architecture (with its options, e.g. width)
     pool: ImageData
     members: torch.Tensor  # K×N bool; the first n_candidates columns are the candidates
     n_candidates: int
@@ -90,24 +92,22 @@ class ShadowSet:
         return self.pool.subset(torch.arange(self.n_candidates))
 
 
-def new_shadow_set(net: str, train: ImageData, settings: UliraSettings, n_forget: int,
-                   device: torch.device) -> ShadowSet:
-    """Draw the pool, spread the candidates and initialise both ensembles (nothing trained yet)."""
+def new_shadow_set(net: str, factory: Callable[[], nn.Module], train: ImageData, settings: UliraSettings,
+                   n_forget: int, device: torch.device) -> ShadowSet:
+    """Draw the pool, spread the candidates and initialise both ensembles (nothing trained yet).
+    `settings.pool` must be resolved (see `resolve_pool`)."""
     info = train.info
     m = settings.candidates or 2 * n_forget
-    if settings.pool > len(train):
-        raise UserError(f"U-LiRA pool {settings.pool} exceeds the {len(train)} training images of {info.name}")
+    size = int(settings.pool or 0)
+    if not 0 < size <= len(train):
+        raise UserError(f"U-LiRA pool {size} must be in 1..{len(train)} (the training images of {info.name})")
     try:
-        members = balanced_membership(settings.shadows, settings.pool, m, seed=settings.seed)
+        members = balanced_membership(settings.shadows, size, m, seed=settings.seed)
     except ValueError as err:
-        raise UserError(f"U-LiRA: {err} (pool {settings.pool}, {m} candidates)") from err
+        raise UserError(f"U-LiRA: {err} (pool {size}, {m} candidates)") from err
     gen = torch.Generator().manual_seed(settings.seed)
-    pool = train.subset(torch.randperm(len(train), generator=gen)[: settings.pool]).to(device)
-
-    def factory() -> nn.Module:
-        return build_model(net, info).to(device)
-
-    return ShadowSet(net, pool, members, m, load_schedule(net, info.name, epochs=settings.epochs),
+    pool = train.subset(torch.randperm(len(train), generator=gen)[:size]).to(device)
+    return ShadowSet(net, factory, pool, members, m, load_schedule(net, info.name, epochs=settings.epochs),
                      Ensemble(factory, settings.shadows, seed=settings.seed, device=device),
                      Ensemble(factory, settings.shadows, seed=settings.seed + 1, device=device), 0.0)
 
@@ -132,11 +132,9 @@ def shadow_splits(shadows: ShadowSet, k: int, test: ImageData, context: dict[str
     retain_rows = own[own >= shadows.n_candidates]
     train, forget, retain = (shadows.pool.subset(r) for r in (own, forget_rows, retain_rows))
     check_partition(train, forget, retain)
-    info = shadows.pool.info
-    device = shadows.pool.device
     return Splits(task="random", train=train, forget=forget, retain=retain, test=test,
-                  forget_test=test.subset(torch.arange(0)), retain_test=test, num_classes=info.num_classes,
-                  model_factory=lambda: build_model(shadows.net, info).to(device), context=dict(context))
+                  forget_test=test.subset(torch.arange(0)), retain_test=test,
+                  num_classes=shadows.pool.info.num_classes, model_factory=shadows.factory, context=dict(context))
 
 
 def audit(shadows: ShadowSet, method: str, cfg: MethodConfig, test: ImageData, *, fix_variance: bool = True,
@@ -172,9 +170,10 @@ def audit(shadows: ShadowSet, method: str, cfg: MethodConfig, test: ImageData, *
     return result, side
 
 
-def _cache_file(cache_dir: Path, net: str, dataset: str, settings: UliraSettings, n_forget: int) -> Path:
-    key = json.dumps({"net": net, "dataset": dataset, "n_forget": n_forget, **dataclasses.asdict(settings)},
-                     sort_keys=True)
+def _cache_file(cache_dir: Path, net: str, dataset: str, settings: UliraSettings, n_forget: int,
+                architecture: str) -> Path:
+    key = json.dumps({"net": net, "dataset": dataset, "n_forget": n_forget, "architecture": architecture,
+                      **dataclasses.asdict(settings)}, sort_keys=True)
     return cache_dir / "ulira" / f"{net}-{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
 
 
@@ -203,14 +202,28 @@ def _load_into(path: Path, shadows: ShadowSet) -> bool:
     return True
 
 
-def shadows_for(spec: RunSpec, session: Session, settings: UliraSettings, *, progress: bool = False) -> ShadowSet:
-    """The session's (or the disk cache's) shadow set for this run's net, dataset and settings."""
-    key = (spec.net, spec.dataset, spec.data_root, spec.n_forget, spec.device, settings)
+def resolve_pool(settings: UliraSettings, n_train: int) -> UliraSettings:
+    """`pool=None` → twice the run's training-set size, at most 2,000."""
+    return settings if settings.pool else dataclasses.replace(settings, pool=min(2 * n_train, 2000))
+
+
+def shadows_for(spec: RunSpec, session: Session, settings: UliraSettings, splits: Splits, *,
+                progress: bool = False) -> ShadowSet:
+    """The session's (or the disk cache's) shadow set for this run's architecture, dataset,
+    forget-set size and settings; the pool comes from the full training set."""
+    if splits.model_factory is None:
+        raise UserError("U-LiRA needs fresh models of the run's architecture, which this run cannot build: "
+                        + str(splits.context.get("references_unavailable", "no model factory")))
+    n_forget = len(splits.forget)
+    probe = splits.model_factory()
+    architecture = hashlib.sha256(repr([(k, tuple(v.shape)) for k, v in probe.state_dict().items()]).encode())
+    key = (spec.net, spec.dataset, spec.data_root, n_forget, spec.device, settings, architecture.hexdigest())
     store: dict[Any, ShadowSet] = session.__dict__.setdefault("ulira_shadows", {})
     if key in store:
         return store[key]
-    shadows = new_shadow_set(spec.net, session.data(spec, True), settings, spec.n_forget, torch.device(spec.device))
-    path = _cache_file(session.cache_dir, spec.net, spec.dataset, settings, spec.n_forget)
+    shadows = new_shadow_set(spec.net, splits.model_factory, session.data(spec, True), settings, n_forget,
+                             torch.device(spec.device))
+    path = _cache_file(session.cache_dir, spec.net, spec.dataset, settings, n_forget, architecture.hexdigest())
     if not (path.is_file() and _load_into(path, shadows)):
         train_shadows(shadows, settings.seed, progress=progress)
         _save(path, shadows)
@@ -227,11 +240,11 @@ def check_request(spec: RunSpec) -> UliraSettings:
     return UliraSettings.from_dict(spec.ulira, dict(spec.ulira_settings))
 
 
-def ulira_for_run(spec: RunSpec, session: Session, method: str, cfg: MethodConfig, *,
+def ulira_for_run(spec: RunSpec, session: Session, method: str, cfg: MethodConfig, splits: Splits, *,
                   progress: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
     """U-LiRA metrics for one run (random task) and the per-sample details for the report."""
-    settings = check_request(spec)
-    shadows = shadows_for(spec, session, settings, progress=progress)
+    settings = resolve_pool(check_request(spec), len(splits.train))
+    shadows = shadows_for(spec, session, settings, splits, progress=progress)
     t0 = time.perf_counter()
     result, side = audit(shadows, method, cfg, session.data(spec, False).to(spec.device),
                          fix_variance=settings.fix_variance, progress=progress)
