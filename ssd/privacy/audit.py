@@ -82,6 +82,7 @@ class ShadowSet:
     originals: Ensemble
     references: Ensemble
     train_seconds: float
+    reference_test_acc: float | None = None  # on the run's test set, computed once
 
     @property
     def forgotten(self) -> torch.Tensor:
@@ -162,10 +163,11 @@ def audit(shadows: ShadowSet, method: str, cfg: MethodConfig, test: ImageData, *
         test_acc.append(accuracy(predict_logits(model, test), test.targets))
     seconds = time.perf_counter() - t0
     never_seen = logit_confidence(shadows.references.predict(candidates), candidates.targets)
-    ref_logits = shadows.references.predict(test)
-    ref_acc = [accuracy(ref_logits[k], test.targets) for k in range(k_all)]
+    if shadows.reference_test_acc is None:
+        ref_logits = shadows.references.predict(test)
+        shadows.reference_test_acc = sum(accuracy(ref_logits[k], test.targets) for k in range(k_all)) / k_all
     result = ulira_attack(unlearned, never_seen, shadows.forgotten, fix_variance=fix_variance)
-    side = {"ULiRA_unlearned_test_acc": sum(test_acc) / k_all, "ULiRA_reference_test_acc": sum(ref_acc) / k_all,
+    side = {"ULiRA_unlearned_test_acc": sum(test_acc) / k_all, "ULiRA_reference_test_acc": shadows.reference_test_acc,
             "ULiRA_method_s": seconds}
     return result, side
 
@@ -246,7 +248,7 @@ def ulira_for_run(spec: RunSpec, session: Session, method: str, cfg: MethodConfi
     settings = resolve_pool(check_request(spec), len(splits.train))
     shadows = shadows_for(spec, session, settings, splits, progress=progress)
     t0 = time.perf_counter()
-    result, side = audit(shadows, method, cfg, session.data(spec, False).to(spec.device),
+    result, side = audit(shadows, method, cfg, splits.test,
                          fix_variance=settings.fix_variance, progress=progress)
     metrics = {**result.metrics(), **side, "ULiRA_time": time.perf_counter() - t0,
                "ULiRA_shadow_train_s": shadows.train_seconds}
