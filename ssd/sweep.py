@@ -34,12 +34,14 @@ DEFAULT_METHODS = ("ssd", "output_dampening", "global_dampening")
 SSD_LIKE = ("ssd", "lfssd")
 
 
-def parse_floats(text: str, flag: str) -> list[float]:
-    """"1,2,5" → [1.0, 2.0, 5.0]; anything else is one UserError line naming the flag."""
+def parse_floats(text: str, flag: str, keywords: Sequence[str] = ()) -> list[Any]:
+    """"1,2,5" → [1.0, 2.0, 5.0] (any of `keywords`, e.g. α's "auto", kept as a string);
+    anything else is one UserError line naming the flag."""
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        values = [v.strip() if v.strip() in keywords else float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"{flag} expects comma-separated numbers, got {text!r}") from None
+        extra = f" or {', '.join(keywords)}" if keywords else ""
+        raise UserError(f"{flag} expects comma-separated numbers{extra}, got {text!r}") from None
     if not values:
         raise UserError(f"{flag} needs at least one value")
     return values
@@ -75,6 +77,7 @@ def run_sweep(
     skipped, so a killed sweep resumes point by point.
     """
     from ssd.experiment import Session, build_splits
+    from ssd.methods.alpha_select import describe as describe_alpha
     from ssd.methods.alpha_select import effective_reference
     from ssd.methods.registry import METHODS
     from ssd.methods.ssd_methods import importance_cache, reference_data, ssd_sweep
@@ -144,10 +147,11 @@ def run_sweep(
                 clock[0] = time.perf_counter()
                 return {}
 
+            numbers = [a for a in alphas if not isinstance(a, str)]
             model = copy.deepcopy(original)
-            points = ssd_sweep(model, reference_data(splits, effective_reference(cfg)).to(device), splits.forget.to(device),
-                               cfg, alphas, lambdas, evaluate_point, cache, checkpoint_sha256=sha,
-                               task=splits.task)
+            points = [] if not numbers else ssd_sweep(
+                model, reference_data(splits, effective_reference(cfg)).to(device), splits.forget.to(device),
+                cfg, numbers, lambdas, evaluate_point, cache, checkpoint_sha256=sha, task=splits.task)
             for i, (point, scored) in enumerate(zip(points, point_metrics, strict=True)):
                 if scored is None:
                     continue
@@ -158,6 +162,23 @@ def run_sweep(
                       "selected": int(point["selected"]), "changed": int(metrics.pop("_changed")),
                       "includes_importances": i == 0,
                       "cache_hit": point["stats"].get("cache_hit")})
+            n_numeric = len(numbers) * len(lambdas)
+            for kw_cfg, needed in zip(point_cfgs[n_numeric:], todo[n_numeric:], strict=True):
+                if needed:  # alpha "auto"/"search": the method itself, one labelled point (ssd@auto)
+                    t0 = time.perf_counter()
+                    model = METHODS.get(method).fn(copy.deepcopy(original), splits, kw_cfg)
+                    elapsed = time.perf_counter() - t0
+                    st = splits.context.pop("ssd_stats")  # numeric points' rows must not carry it
+                    metrics, details = score(model)
+                    metrics["MethodTime"] = elapsed
+                    say(describe_alpha(st["alpha_select"]))
+                    splits.context["ssd_stats"] = st
+                    emit(method, kw_cfg, metrics, details,
+                         {"param": param, "value": st["alpha"], "alpha": st["alpha"], "lambda": st["lam"],
+                          "alpha_mode": kw_cfg.alpha, "selected": int(st["total_selected"]),
+                          "changed": changed_weights(model, original), "includes_importances": True,
+                          "cache_hit": st.get("cache_hit")})
+                    splits.context.pop("ssd_stats")
             continue
         entry = METHODS.get(method)
         for cfg, needed in zip(point_cfgs, todo, strict=True):
@@ -194,9 +215,10 @@ def sweep_plan(spec: Any, alphas: Sequence[float], lambdas: Sequence[float], met
             if method == "lfssd":
                 cfg = dataclasses.replace(cfg, mode="lf")
             plan.append((method, cfg, [dataclasses.replace(cfg, alpha=float(a), lam=float(lam))  # as rows record them
-                                       for lam in lambdas for a in alphas]))
+                                       for lam in lambdas for a in alphas if not isinstance(a, str)]
+                         + [dataclasses.replace(cfg, alpha=a) for a in alphas if isinstance(a, str)]))
         else:
-            grid = baseline_alphas if baseline_alphas is not None else alphas
+            grid = [a for a in (baseline_alphas if baseline_alphas is not None else alphas) if not isinstance(a, str)]
             plan.append((method, None, [method_config(method, dataclasses.replace(
                 spec, method=method, overrides={"alpha": a})) for a in grid]))
     return base_cfg, plan
@@ -233,9 +255,15 @@ def _row(spec: Any, method: str, cfg: Any, meta: dict[str, Any], splits: Any, me
     """A row like `run_one`'s plus the sweep point; its run_key cannot collide with a suite run's."""
     from ssd.experiment import result_row
 
-    point_spec = dataclasses.replace(spec, method=method)
+    point_spec = labelled(dataclasses.replace(spec, method=method), method, cfg)
     key = point_key(spec, method, cfg, meta["sha256"], sweep["param"])
     return {**result_row(point_spec, method, cfg, meta, splits, metrics, details, key), "sweep": sweep}
+
+
+def labelled(spec: Any, method: str, cfg: Any) -> Any:
+    """An α-keyword point ("auto"/"search") is its own labelled curve, e.g. `ssd@auto`."""
+    alpha = getattr(cfg, "alpha", None)
+    return dataclasses.replace(spec, label=f"{method}@{alpha}") if isinstance(alpha, str) else spec
 
 
 def point_key(spec: Any, method: str, cfg: Any, checkpoint_sha: str, param: str) -> str:
@@ -243,7 +271,8 @@ def point_key(spec: Any, method: str, cfg: Any, checkpoint_sha: str, param: str)
     from ssd.experiment import spec_key
     from ssd.results import run_key
 
-    return run_key({"sweep_of": spec_key(dataclasses.replace(spec, method=method), cfg, checkpoint_sha),
+    return run_key({"sweep_of": spec_key(labelled(dataclasses.replace(spec, method=method), method, cfg), cfg,
+                                         checkpoint_sha),
                     "param": param})
 
 
@@ -258,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-b", type=int, default=None, help="batch size for every method")
     p.add_argument("--task", choices=("full_class", "sub_class", "random"), default="full_class")
     p.add_argument("--n-forget", type=int, default=100, help="random task: samples to forget")
-    p.add_argument("--alphas", default="1,2,5,10,20,50,100", help="SSD α grid (comma-separated)")
+    p.add_argument("--alphas", default="1,2,5,10,20,50,100",
+                   help="SSD α grid (comma-separated; auto and search add one labelled point each)")
     p.add_argument("--lambdas", default="1", help="SSD λ grid; one α and several λ makes a λ sweep")
     p.add_argument("--baseline-alphas", default=None,
                    help="α grid for output/global dampening, where α multiplies weights (default: --alphas)")
@@ -291,7 +321,8 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                    device=str(resolve_device(args.device)), batch_size=args.b, data_root=args.data_root,
                    download=args.download, retain_eval_size=args.retain_eval_size, overrides=parse_sets(args.set))
     baseline_alphas = parse_floats(args.baseline_alphas, "--baseline-alphas") if args.baseline_alphas else None
-    alphas, lambdas = parse_floats(args.alphas, "--alphas"), parse_floats(args.lambdas, "--lambdas")
+    alphas = parse_floats(args.alphas, "--alphas", keywords=("auto", "search"))
+    lambdas = parse_floats(args.lambdas, "--lambdas")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     done = done_keys([args.results])  # points already recorded are skipped: a killed sweep resumes
     if args.backend == "serial":

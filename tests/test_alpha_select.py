@@ -275,3 +275,27 @@ def test_in_the_authors_order_auto_and_search_forget_where_alpha_10_does_not(
         forget, retain = scores(METHODS.get("ssd").fn(copy.deepcopy(model), s, SSDConfig(alpha=mode, order="paper")))
         stats = s.context["ssd_stats"]
         assert forget <= 5.0 and retain >= retain0 - 2.0, (mode, forget, retain, retain0, stats["alpha"])
+
+
+def test_sweep_alpha_keywords_add_one_labelled_point(digits_ckpt: Path, tmp_path: Path) -> None:
+    """`--alphas 10,auto`: the numeric point as before plus one `ssd@auto` row carrying the α it chose;
+    a second run with the first's keys as done records nothing (resume covers keyword points)."""
+    from ssd.experiment import RunSpec, Session
+    from ssd.sweep import parse_floats, run_sweep
+
+    assert parse_floats("10,auto", "--alphas", keywords=("auto", "search")) == [10.0, "auto"]
+    with pytest.raises(UserError):
+        parse_floats("10,auto", "--alphas")
+    spec = RunSpec(task="full_class", net="ConvNet", dataset="Digits", weight_path=str(digits_ckpt), method="ssd",
+                   forget_class="2", retain_eval_size=200)
+    session = Session(tmp_path / "cache")
+    rows = run_sweep(spec, alphas=[10.0, "auto"], methods=["ssd", "global_dampening"], baseline_alphas=[0.5],
+                     session=session)
+    auto = [r for r in rows if r["method"] == "ssd@auto"]
+    assert len(auto) == 1 and auto[0]["sweep"]["alpha_mode"] == "auto" and auto[0]["variant_of"] == "ssd"
+    assert auto[0]["sweep"]["alpha"] == auto[0]["method_stats"]["alpha"]
+    plain = [r for r in rows if r["method"] == "ssd"]
+    assert len(plain) == 1 and plain[0]["method_stats"] is None
+    again = run_sweep(spec, alphas=[10.0, "auto"], methods=["ssd", "global_dampening"], baseline_alphas=[0.5],
+                      session=session, done={r["run_key"] for r in rows})
+    assert again == []
