@@ -210,30 +210,49 @@ def _owner(claim: Path) -> tuple[str, int] | None:
         return None
 
 
-def _live_other(owner: tuple[str, int] | None) -> bool:
-    if owner is None:
+def me() -> tuple[str, int]:
+    """This process as a claim owner (host, pid)."""
+    return HOST, os.getpid()
+
+
+def _live_other(owner: tuple[str, int] | None, me: tuple[str, int]) -> bool:
+    if owner is None or owner == me:
         return False
     host, pid = owner
     if host != HOST:
         return True  # another machine's process: respect it (delete the claim file to override)
-    return pid != os.getpid() and pid_alive(pid)
+    return pid_alive(pid)
 
 
-def claim(path: str | os.PathLike[str], unit: str, keys: Iterable[str] = ()) -> str:
-    """Try to take `unit` of work: "ok" (taken), "done" (all `keys` recorded) or "busy" (a live
-    process holds it). A claim left by a dead process is taken over."""
+def claim(path: str | os.PathLike[str], unit: str, keys: Iterable[str] = (),
+          owner: tuple[str, int] | None = None) -> str:
+    """Try to take `unit` of work for `owner` (default: this process): "ok" (taken, or already
+    ours), "done" (all `keys` recorded) or "busy" (another live process holds it). A claim
+    left by a dead process is taken over."""
     path = Path(path)
     keys = set(keys)
+    owner = owner or me()
     with locked(path):
         if keys and keys <= scan_file(path).keys():
             return "done"
         folder = claims_dir(path)
         target = folder / unit
-        if target.exists() and _live_other(_owner(target)):
+        if target.exists() and _live_other(_owner(target), owner):
             return "busy"
         folder.mkdir(exist_ok=True)
-        target.write_text(f"{HOST} {os.getpid()}\n")
+        target.write_text(f"{owner[0]} {owner[1]}\n")
         return "ok"
+
+
+def release_all(path: str | os.PathLike[str], owner: tuple[str, int] | None = None) -> None:
+    """Drop every claim `owner` (default: this process) holds on `path`, then tidy."""
+    owner = owner or me()
+    folder = claims_dir(path)
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if _owner(entry) == owner:
+                entry.unlink(missing_ok=True)
+    tidy_claims(path)
 
 
 def release(path: str | os.PathLike[str], unit: str) -> None:

@@ -16,22 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ssd.errors import UserError, one_line, run_cli
+from ssd.suite_file import check_suite
 from ssd.utils import REPO_ROOT
 
 TASK_MAINS = {"full_class": "forget_full_class_main", "sub_class": "forget_class_main",
               "random": "forget_random_main"}
 # retrain first, so later methods of the same cell (baseline too) get the activation distance to it
 FIRST = ("retrain", "baseline")
-
-
-# The keys a suite file may hold (a typo such as `methds` is refused, not ignored). Add new keys here.
-SUITE_KEYS = {"description", "results", "device", "seeds", "methods", "nets", "logger", "retain_eval_size",
-              "batch_size", "method_settings", "tasks", "sweeps", "checkpoints", "pretrained", "variants",
-              "backend", "ray", "report", "protocol", "pretrain_epochs", "train_subset", "test_subset", "ulira",
-              "ulira_settings"}  # plus every model's architecture options (e.g. ResNet18's width)
-TASK_KEYS = {"task", "dataset", "classes", "n_forget", "ulira", "ulira_settings"}
-SWEEP_KEYS = {"task", "dataset", "forget_class", "alphas", "lambdas", "baseline_alphas", "methods", "net", "set",
-              "n_forget"}
 
 
 def load_suite(name_or_path: str) -> dict[str, Any]:
@@ -48,47 +39,6 @@ def load_suite(name_or_path: str) -> dict[str, Any]:
         raise UserError(f"suite {path} is not valid TOML: {one_line(err)}") from None
     check_suite(suite, path)
     return suite
-
-
-def check_suite(suite: dict[str, Any], path: Path | str) -> None:
-    """Refuse, up front, a suite that would run something other than what it says."""
-    from datasets.registry import DATASETS
-
-    def unknown(keys: Any, allowed: set[str], where: str) -> None:
-        extra = sorted(set(keys) - allowed)
-        if extra:
-            raise UserError(f"suite {path}: unknown key(s) {', '.join(extra)} in {where}; "
-                            f"known: {', '.join(sorted(allowed))}")
-
-    from models import MODELS
-
-    unknown(suite, SUITE_KEYS | {o for n in MODELS.names() for o in MODELS.get(n).options}, "the top level")
-    tasks = suite.get("tasks")
-    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, dict) for t in tasks):
-        raise UserError(f"suite {path} has no [[tasks]] tables (each with task = ... and dataset = ...)")
-    for i, t in enumerate(tasks, 1):
-        unknown(t, TASK_KEYS, f"task {i}")
-        if t.get("task") not in TASK_MAINS:
-            raise UserError(f"suite {path}: task {i} is {t.get('task')!r}; known tasks: {', '.join(TASK_MAINS)}")
-        if "dataset" not in t:
-            raise UserError(f"suite {path}: task {i} ({t['task']}) has no dataset")
-        DATASETS.get(str(t["dataset"]))
-        if t["task"] == "random" and "classes" in t:
-            raise UserError(f"suite {path}: task {i} is random (random samples, no class): drop its classes")
-        if "classes" in t and not isinstance(t["classes"], list):
-            raise UserError(f"suite {path}: task {i} classes must be a list, e.g. classes = [\"2\"]")
-    for i, sw in enumerate(suite.get("sweeps", []), 1):
-        unknown(sw, SWEEP_KEYS, f"sweep {i}")
-        if sw.get("task") not in TASK_MAINS or "dataset" not in sw:
-            raise UserError(f"suite {path}: sweep {i} needs task (one of {', '.join(TASK_MAINS)}) and dataset")
-    seeds = suite.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool)
-                                                           for x in seeds):
-        raise UserError(f"suite {path}: seeds must be a list of whole numbers, e.g. seeds = [0, 1, 2]; "
-                        f"got {seeds!r}")
-    methods = suite.get("methods", "all")
-    if methods != "all" and not (isinstance(methods, list) and all(isinstance(m, str) for m in methods)):
-        raise UserError(f"suite {path}: methods must be \"all\" or a list of names; got {methods!r}")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -364,13 +314,14 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                    help="replace a top-level suite setting, e.g. --set width=64 --set train_subset=None")
     p.add_argument("--dry-run", action="store_true", help="print the grid and the checkpoints it needs, run nothing")
     from ssd.backends import add_backend_args, backend_from_args, drive
+    from ssd.backends.claims import cell_label, claimed_jobs
     from ssd.backends.jobs import grid_jobs
 
     add_backend_args(p)
     args = p.parse_args(argv)
 
     from ssd.experiment import method_config, spec_key
-    from ssd.results import AlreadyRecorded, append_row, done_keys, read_rows
+    from ssd.results import AlreadyRecorded, append_row, done_keys, read_rows, release_all
     from ssd.summary import format_table, summarize
     from ssd.utils import resolve_device, sha256_file
 
@@ -413,10 +364,15 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         jobs = grid_jobs(list(todo.values()), list(todo))
         if not args.no_sweeps:
             jobs += sweep_jobs(suite, args, results, shas, grid[0].device if grid else (args.device or "cpu"))
-        outcome = drive(jobs, backend, sink, progress=not args.no_progress,
+        outcome = drive(claimed_jobs(jobs, results), backend, sink, progress=not args.no_progress,
                         failures_log=results.with_name(f"{results.stem}_failures.log"))
     finally:
         backend.close()
+        release_all(results)
+    left = len(set(todo) - done_keys([results]) - {k for k, s in todo.items() if cell_label(s) in outcome.refused})
+    if left:
+        print(f"[suite] {left} runs were not run here: another suite on {results} holds their cells "
+              "(re-run this command after it ends to check nothing is missing)", file=sys.stderr)
     keys = set(keyed)
     rows = [r for r in read_rows(results) if r.get("run_key") in keys]
     shown = ("DrTest", "DfTest", "Df", "MIA", "MethodTimeCold", "MethodTime")  # cold: D's importances included

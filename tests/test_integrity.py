@@ -262,3 +262,28 @@ def test_atomic_write_leaves_no_temp_on_failure(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         atomic_write_bytes(tmp_path / "x.bin", 12345)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cell_held_by_another_live_suite_is_left_to_it(tmp_path: Path) -> None:
+    """Two suites on one results file: a job whose cell another live driver holds returns no rows
+    (that driver runs it); a free cell is claimed and run; claims go when the driver releases them."""
+    from ssd.backends.claims import ClaimedPayload, run_claimed
+    from ssd.results import claim, claims_dir, me, release_all
+
+    path = tmp_path / "r.jsonl"
+    other = subprocess.Popen(["sleep", "60"])
+    ran: list[str] = []
+    try:
+        assert claim(path, "cell-a", owner=(me()[0], other.pid)) == "ok"
+        job = lambda session, spec: ran.append(spec) or [{"run_key": spec}]  # noqa: E731
+        assert run_claimed(None, ClaimedPayload("k1", job, str(path), "cell-a", "k1", me())) == []
+        assert run_claimed(None, ClaimedPayload("k2", job, str(path), "cell-b", "k2", me())) == [{"run_key": "k2"}]
+        assert run_claimed(None, ClaimedPayload("k3", job, str(path), "cell-b", "k3", me())) == [{"run_key": "k3"}]
+        assert ran == ["k2", "k3"]
+        release_all(path)
+        assert sorted(p.name for p in claims_dir(path).iterdir()) == ["cell-a"]
+    finally:
+        other.kill()
+        other.wait()
+    release_all(path)  # the other driver died: its claim is dropped too
+    assert not claims_dir(path).exists()

@@ -1,0 +1,60 @@
+"""What a suite file may say: checked up front, so a typo or a wrong type is one line, not a
+different experiment (`methds` used to run every method; `seeds = "0-2"` iterated characters)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ssd.errors import UserError
+
+TASKS = ("full_class", "sub_class", "random")
+# The keys a suite file may hold (a typo such as `methds` is refused, not ignored). Add new keys here.
+SUITE_KEYS = {"description", "results", "device", "seeds", "methods", "nets", "logger", "retain_eval_size",
+              "batch_size", "method_settings", "tasks", "sweeps", "checkpoints", "pretrained", "variants",
+              "backend", "ray", "report", "protocol", "pretrain_epochs", "train_subset", "test_subset", "ulira",
+              "ulira_settings"}  # plus every model's architecture options (e.g. ResNet18's width)
+TASK_KEYS = {"task", "dataset", "classes", "n_forget", "ulira", "ulira_settings"}
+SWEEP_KEYS = {"task", "dataset", "forget_class", "alphas", "lambdas", "baseline_alphas", "methods", "net", "set",
+              "n_forget"}
+
+
+def check_suite(suite: dict[str, Any], path: Path | str) -> None:
+    """Refuse, up front, a suite that would run something other than what it says."""
+    from datasets.registry import DATASETS
+
+    def unknown(keys: Any, allowed: set[str], where: str) -> None:
+        extra = sorted(set(keys) - allowed)
+        if extra:
+            raise UserError(f"suite {path}: unknown key(s) {', '.join(extra)} in {where}; "
+                            f"known: {', '.join(sorted(allowed))}")
+
+    from models import MODELS
+
+    unknown(suite, SUITE_KEYS | {o for n in MODELS.names() for o in MODELS.get(n).options}, "the top level")
+    tasks = suite.get("tasks")
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, dict) for t in tasks):
+        raise UserError(f"suite {path} has no [[tasks]] tables (each with task = ... and dataset = ...)")
+    for i, t in enumerate(tasks, 1):
+        unknown(t, TASK_KEYS, f"task {i}")
+        if t.get("task") not in TASKS:
+            raise UserError(f"suite {path}: task {i} is {t.get('task')!r}; known tasks: {', '.join(TASKS)}")
+        if "dataset" not in t:
+            raise UserError(f"suite {path}: task {i} ({t['task']}) has no dataset")
+        DATASETS.get(str(t["dataset"]))
+        if t["task"] == "random" and "classes" in t:
+            raise UserError(f"suite {path}: task {i} is random (random samples, no class): drop its classes")
+        if "classes" in t and not isinstance(t["classes"], list):
+            raise UserError(f"suite {path}: task {i} classes must be a list, e.g. classes = [\"2\"]")
+    for i, sw in enumerate(suite.get("sweeps", []), 1):
+        unknown(sw, SWEEP_KEYS, f"sweep {i}")
+        if sw.get("task") not in TASKS or "dataset" not in sw:
+            raise UserError(f"suite {path}: sweep {i} needs task (one of {', '.join(TASKS)}) and dataset")
+    seeds = suite.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                           for x in seeds):
+        raise UserError(f"suite {path}: seeds must be a list of whole numbers, e.g. seeds = [0, 1, 2]; "
+                        f"got {seeds!r}")
+    methods = suite.get("methods", "all")
+    if methods != "all" and not (isinstance(methods, list) and all(isinstance(m, str) for m in methods)):
+        raise UserError(f"suite {path}: methods must be \"all\" or a list of names; got {methods!r}")
