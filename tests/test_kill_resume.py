@@ -142,8 +142,13 @@ def test_random_kills_including_pretraining_and_two_suites_at_once(tmp_path: Pat
     note = f"KILL_SEED={seed}, kills={kills}"
     if kills[0][2]:
         assert not ckpt.exists() or read_checkpoint(ckpt)[1].get("complete") is True, note
+    before = lines(tmp_path / "r.jsonl")
     a, b = start(suite, tmp_path), start(suite, tmp_path)  # two suites at once on one results file
+    left = []
     for proc in (a, b):
         _, err = proc.communicate(timeout=1800)
         assert proc.returncode == 0, f"{note}: {err.decode()[-2000:]}"
+        left += [ln for ln in err.decode().splitlines() if "were not run here" in ln]
+        assert "already recorded" not in err.decode(), f"a run was computed twice ({note})"  # split, not repeated
     check_exactly_once(tmp_path, ckpt, note)
+    print(f"{note}; {before} rows before the two concurrent suites; their notes: {left}")  # shown with -s
