@@ -35,10 +35,13 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def refused(capsys: pytest.CaptureFixture[str], main, argv: list[str], want: str) -> str:  # noqa: ANN001
-    code = run_cli(main, argv)
+    try:
+        code = run_cli(main, argv)
+    except SystemExit as exit_:  # argparse's own refusal of a flag's value: also exit 2, one error line
+        code = exit_.code
     err = capsys.readouterr().err
     assert code == 2, err
-    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:") or ": error: " in ln]
     assert len(lines) == 1 and "Traceback" not in err, err
     assert want.lower() in lines[0].lower(), lines[0]
     return lines[0]
@@ -51,8 +54,8 @@ def main_args(ckpt: Path, tmp_path: Path, *extra: str, method: str = "ssd") -> l
 
 
 @pytest.mark.parametrize(("extra", "method", "want"), [
-    (["--alpha", "nan"], "ssd", "alpha must be a finite number"),
-    (["--alpha", "inf"], "ssd", "alpha must be a finite number"),
+    (["--alpha", "nan"], "ssd", "alpha must be"),
+    (["--alpha", "inf"], "ssd", "alpha must be"),
     (["--set", "alpha=-1"], "ssd", "alpha must be ≥ 0"),
     (["--set", "alpha=fast"], "ssd", "alpha must be"),
     (["--lambda", "0"], "ssd", "lam must be > 0"),
