@@ -120,7 +120,7 @@ def judge_cell(rows: Sequence[Row], tkey: str) -> list[Verdict]:
         ok = None if math.isnan(m) or math.isnan(rr) else abs(m - rr) <= FORGET_TOL
         out.append(Verdict("forgets (Df close to retrain's)", method, name, ok, f"{dkey} {_ms(_values(mine, dkey))}",
                            f"retrain {_ms(_values(ref_r, dkey))}; original {_ms(_values(ref_b, dkey))}",
-                           "" if ok is None else f"|Δ| = {abs(m - rr):.2f} (tolerance {FORGET_TOL:g})"))
+                           "" if ok is None else f"Δ {m - rr:+.2f} (tolerance ±{FORGET_TOL:g})"))
         # 2. retains
         m, _ = _mean_std(_values(mine, "DrTest"))
         b, _ = _mean_std(_values(ref_b, "DrTest"))
@@ -135,7 +135,7 @@ def judge_cell(rows: Sequence[Row], tkey: str) -> list[Verdict]:
         out.append(Verdict("MIA near retrain's", method, name, ok, f"MIA % {_ms(_values(mine, 'MIA', 100.0))}",
                            f"retrain {_ms(_values(ref_r, 'MIA', 100.0))}; original "
                            f"{_ms(_values(ref_b, 'MIA', 100.0))}",
-                           "" if ok is None else f"|Δ| = {abs(m - rr):.2f} (tolerance {MIA_TOL:g})"))
+                           "" if ok is None else f"Δ {m - rr:+.2f} (tolerance ±{MIA_TOL:g})"))
         # 4. much faster than retrain
         m, _ = _mean_std(_values(mine, tkey))
         rr, _ = _mean_std(_values(ref_r, tkey))
@@ -224,9 +224,9 @@ def claims_section(page: Any, runs: Sequence[Row], sweeps: Sequence[Row]) -> Cla
     page.h(2, "The paper's claims")
     cold = result.time_key != "MethodTime"
     page.p("Each claim of Foster et al. for SSD and LFSSD, judged per cell on the means over seeds against the "
-           f"retrain and original (baseline) rows of the same cell and seeds. Tolerances: forgets |Df − retrain| ≤ "
-           f"{FORGET_TOL:g} points (DfTest for class tasks, forget-train Df for random); retains DrTest drop ≤ "
-           f"{RETAIN_TOL:g}; MIA |Δ| ≤ {MIA_TOL:g} points; much faster ≥ {SPEEDUP:g}× on `{result.time_key}`"
+           f"retrain and original (baseline) rows of the same cell and seeds. Tolerances: forgets Df within ±"
+           f"{FORGET_TOL:g} points of retrain's (DfTest for class tasks, forget-train Df for random); retains DrTest drop ≤ "
+           f"{RETAIN_TOL:g}; MIA within ±{MIA_TOL:g} points of retrain's; much faster ≥ {SPEEDUP:g}× on `{result.time_key}`"
            + ("" if cold else " (no cold-time field in these rows: SSD's importances of D may have come from the "
               "cache after the first run on a checkpoint, so its time can be an underestimate)") + ".")
     page.grid(["claim", "method", "cells supported", "overall"], summary_lines(result))
