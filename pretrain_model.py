@@ -15,8 +15,11 @@ from ssd.errors import UserError, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                allow_abbrev=False)
+    from ssd.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter, allow_abbrev=False,
+                                epilog="example (no download needed: Digits is bundled):\n"
+                                       "  python pretrain_model.py -net ConvNet -dataset Digits --device cpu")
     p.add_argument("-net", required=True, help="model name (ResNet18, ViT, SmallViT, ConvNet)")
     p.add_argument("-dataset", required=True, help="dataset name (Cifar10, Cifar100, Cifar20, MNIST, Digits, ...)")
     p.add_argument("-classes", type=int, default=None, help="number of classes (checked against the dataset)")
@@ -28,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="data folder (default: $SSD_DATA_ROOT or ./data)")
     p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
     p.add_argument("--out", default=None, help="checkpoint folder (default: checkpoints/NET-DATASET-seedSEED)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batch order")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1")
     p.add_argument("--pretrained", default=None, help="local folder of ImageNet weights for ViT")
     p.add_argument("--width", type=int, default=None, help="ResNet18 base width (default 64, the paper's)")

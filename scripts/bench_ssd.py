@@ -125,10 +125,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--order", default=SSDConfig().order)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sample-n", type=int, default=6000, help="samples for the sample/batch comparison")
-    ap.add_argument("--chunks", type=int, nargs="+", default=[32, 64, 128])
+    ap.add_argument("--chunks", nargs="+", default=["32,64,128"], help="32,64 or 32 64")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(REPO / "results" / "bench_ssd.jsonl"))
     args = ap.parse_args(argv)
+    from ssd.cli import split_list
+
+    args.chunks = [int(c) for c in split_list(args.chunks)]
     torch.set_num_threads(args.threads)
 
     root = unpack_shared_mnist(Path(args.data_root))

@@ -64,7 +64,7 @@ def bench(net: str, dataset: str, device: torch.device, batch_size: int, steps: 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--nets", default=",".join(MODELS.names()))
+    p.add_argument("--nets", nargs="+", default=[",".join(MODELS.names())], help="ConvNet,ResNet18 or ConvNet ResNet18")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=None, help="timed steps (default: 20 for ConvNet, else 3)")
@@ -79,7 +79,9 @@ def main() -> None:
            "cpu": platform.processor() or platform.machine(), "code_version": code_version(),
            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
     print(f"{'model':10} {'data':8} {'params':>11} {'batch':>5} {'images/s':>10}")
-    for net in args.nets.split(","):
+    from ssd.cli import split_list
+
+    for net in split_list(args.nets):
         steps = args.steps or (20 if net == "ConvNet" else 3)
         row = bench(net, DEFAULT_DATA.get(net, "Cifar10"), device, args.batch_size, steps, args.warmup)
         print(f"{net:10} {row['dataset']:8} {row['params']:>11,} {row['batch_size']:>5} {row['images_per_s']:>10.1f}")

@@ -68,9 +68,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--data-root", default=str(REPO / "data"))
     ap.add_argument("--checkpoint", default=str(REPO / "checkpoints" / "ssd-sweep" / "ConvNet-MNIST-seed0" / "best.pt"))
     ap.add_argument("--forget-class", type=int, default=2)
-    ap.add_argument("--alphas", type=float, nargs="+", default=list(ALPHAS))
-    ap.add_argument("--lam", type=float, default=1.0)
-    ap.add_argument("--orders", nargs="+", default=["paper", "shuffled"])
+    ap.add_argument("--alphas", nargs="+", default=[",".join(f"{a:g}" for a in ALPHAS)], help="1,2,5 or 1 2 5")
+    ap.add_argument("--lambda", "--lam", dest="lam", type=float, default=1.0, help="SSD dampening constant λ")
+    ap.add_argument("--orders", nargs="+", default=["paper,shuffled"], help="paper,shuffled or paper shuffled")
     ap.add_argument("--mode", default="batch")
     ap.add_argument("--reference", default="full")
     ap.add_argument("--batch-size", type=int, default=64)
@@ -78,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args(argv)
+    from ssd.cli import split_list
+    from ssd.sweep import parse_floats
+
+    args.alphas, args.orders = parse_floats(args.alphas, "--alphas"), split_list(args.orders)
     torch.set_num_threads(args.threads)
 
     root = unpack_shared_mnist(Path(args.data_root))

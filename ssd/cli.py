@@ -22,8 +22,42 @@ DEFAULT_RESULTS = {"full_class": "results/full_class.jsonl", "sub_class": "resul
                    "random": "results/random.jsonl"}
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps description/epilog layout and appends "(default: X)" to options with a real default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if ("%(default)" in text or "default:" in text or action.default in (None, False, [], argparse.SUPPRESS)
+                or not action.option_strings):
+            return text
+        if isinstance(action.default, (list, tuple)):  # list flags: shown as typed, 1,2,5
+            return text + " (default: " + ",".join(map(str, action.default)).replace("%", "%%") + ")"
+        return text + " (default: %(default)s)"
+
+
+def split_list(values: str | Sequence[str]) -> list[str]:
+    """A list flag's items: `1,2,5`, `1 2 5` (nargs="+") or a mix; every script accepts both forms."""
+    parts = [values] if isinstance(values, str) else list(values)
+    return [v for part in parts for v in part.replace(",", " ").split()]
+
+
+EXAMPLES = {
+    "full_class": "python forget_full_class_main.py -net ConvNet -weight_path checkpoints/ConvNet-Digits-seed0/best.pt "
+                  "-dataset Digits -method ssd -forget_class 2 --logger none",
+    "sub_class": "python forget_class_main.py -net ConvNet -weight_path checkpoints/ConvNet-DigitsCoarse-seed0/best.pt "
+                 "-dataset DigitsCoarse -method ssd -forget_class 2 --logger none",
+    "random": "python forget_random_main.py -net ConvNet -weight_path checkpoints/ConvNet-Digits-seed0/best.pt "
+              "-dataset Digits -method ssd --n-forget 100 --logger none",
+}
+
+
 def build_parser(task: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=f"{task.replace('_', '-')} forgetting", allow_abbrev=False)
+    what = {"full_class": "forget one whole class", "sub_class": "forget one fine class inside its coarse class",
+            "random": "forget N random training samples"}[task]
+    p = argparse.ArgumentParser(
+        description=f"{task.replace('_', '-')} forgetting: {what}; prints the metrics and appends one result row.",
+        epilog=f"example (after ./MAIN_run_experiments.sh --suite quick has made the Digits checkpoints):\n  "
+               f"{EXAMPLES[task]}", formatter_class=HelpFormatter, allow_abbrev=False)
     p.add_argument("-net", required=True, help="model name (ResNet18, ViT, SmallViT, ConvNet)")
     p.add_argument("-weight_path", required=True, help="checkpoint from pretrain_model.py (or the authors' .pth)")
     p.add_argument("-dataset", required=True, help="dataset the checkpoint was trained on")
@@ -38,17 +72,20 @@ def build_parser(task: str) -> argparse.ArgumentParser:
 
     p.add_argument("-method", required=True, help="unlearning method: " + ", ".join(METHODS.names())
                    + " (the authors' " + ", ".join(METHOD_ALIASES) + " work too)")
-    p.add_argument("-forget_class", default=None, help="class to forget, by name or index"
-                   + (" (a fine class)" if task == "sub_class" else ""))
+    if task != "random":
+        p.add_argument("-forget_class", default=None, help="class to forget, by name or index (required)"
+                       + (" (a fine class)" if task == "sub_class" else ""))
     p.add_argument("-epochs", type=int, default=None, help="epochs for methods that train (default: theirs)")
-    p.add_argument("-seed", type=int, default=0)
-    p.add_argument("--n-forget", type=int, default=100, help="random task: number of samples to forget")
+    p.add_argument("-seed", type=int, default=0, help="seed of the forget/retain split and the method")
+    if task == "random":
+        p.add_argument("--n-forget", type=int, default=100, help="number of training samples to forget")
     p.add_argument("--data-root", default=None, help="data folder (default: $SSD_DATA_ROOT or ./data)")
     p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
     p.add_argument("--alpha", type=alpha_value, default=None,
-                   help="SSD selection weighting: a number, 'auto' (ASSD's rule) or 'search' (held-out grid); "
-                        "overrides the table")
-    p.add_argument("--lambda", dest="lam", type=float, default=None, help="SSD dampening constant")
+                   help="SSD selection weighting α: a number, 'auto' (ASSD's rule) or 'search' (held-out grid) "
+                        "(default: the SSD_PARAMS table at the top of this main)")
+    p.add_argument("--lambda", "--lam", dest="lam", metavar="LAMBDA", type=float, default=None,
+                   help="SSD dampening constant λ (default: the SSD_PARAMS table)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any method setting, e.g. --set mode=sample --set order=paper")
     p.add_argument("--protocol", choices=("ours", "authors"), default=None,
@@ -56,7 +93,8 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     p.add_argument("--pretrained", default=None, help="ViT: the ImageNet weights folder the checkpoint started "
                    "from (reference models start there; default: the one the checkpoint records)")
     p.add_argument("--results", default=DEFAULT_RESULTS[task], help="JSON-lines file the run is appended to")
-    p.add_argument("--logger", choices=("wandb", "none"), default="wandb")
+    p.add_argument("--logger", choices=("wandb", "none"), default="wandb",
+                   help="wandb: offline unless an account is configured, quiet unless WANDB_SILENT=false")
     p.add_argument("--device", default=None, help="torch device (cpu, cuda, cuda:1)")
     p.add_argument("--retain-eval-size", type=int, default=5000, help="retain-train samples scored")
     p.add_argument("--cache-dir", default="cache", help="cached importances and references")
@@ -138,7 +176,7 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
     device = resolve_device(args.device, gpu=args.gpu)
     spec = RunSpec(
         task=task, net=args.net, dataset=args.dataset, weight_path=args.weight_path, method=args.method,
-        forget_class=args.forget_class, n_forget=args.n_forget, seed=args.seed, device=str(device),
+        forget_class=getattr(args, "forget_class", None), n_forget=getattr(args, "n_forget", 100), seed=args.seed, device=str(device),
         batch_size=args.b, data_root=args.data_root, download=args.download,
         retain_eval_size=args.retain_eval_size, pretrained=args.pretrained,
         overrides=method_overrides(args.method, args.net, table, args.alpha, args.lam, args.epochs,

@@ -58,7 +58,11 @@ def wandb_mode() -> str:
 
 
 def log_wandb(row: dict[str, Any], *, project: str, name: str, directory: str | Path = ".") -> None:
-    """One wandb run per result row: `wandb_payload(row)` (the authors' keys, then ours)."""
+    """One wandb run per result row: `wandb_payload(row)` (the authors' keys, then ours).
+
+    Quiet unless asked: wandb's banner and sync chatter are off (WANDB_SILENT=true) unless the
+    user set WANDB_SILENT themselves; the run's files are still written under `directory`/wandb."""
+    os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
 
     payload = wandb_payload(row)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -295,30 +296,42 @@ def print_grid(grid: list[Any]) -> None:
 
 
 def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    p = argparse.ArgumentParser(description="run a suite of unlearning experiments", allow_abbrev=False)
+    from ssd.cli import HelpFormatter, split_list
+
+    p = argparse.ArgumentParser(
+        prog="python -m ssd.suite", formatter_class=HelpFormatter, allow_abbrev=False,
+        description="Run a suite of unlearning experiments (what ./MAIN_run_experiments.sh calls).",
+        epilog="examples:\n  ./MAIN_run_experiments.sh --suite quick          (= python -m ssd.suite --suite quick)\n"
+               "  ./MAIN_run_experiments.sh 0 --dry-run          the paper suite on GPU 0: grid and what it needs\n"
+               "  python -m ssd.suite --suite quick --methods ssd,retrain --seeds 0")
     p.add_argument("--suite", default="quick", help="a name in configs/suites/ or a .toml path")
     p.add_argument("--seeds", default=None, help="e.g. 1-5 or 0,2 (default: the suite's)")
-    p.add_argument("--methods", default=None, help="comma-separated (default: the suite's)")
-    p.add_argument("--nets", default=None, help="comma-separated (default: the suite's)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--download", action="store_true")
+    p.add_argument("--methods", nargs="+", default=None, help="ssd,retrain or ssd retrain (default: the suite's)")
+    p.add_argument("--nets", nargs="+", default=None, help="ConvNet,ResNet18 or ConvNet ResNet18 (default: the suite's)")
+    p.add_argument("--device", default=None, help="torch device (default: the suite's)")
+    p.add_argument("--data-root", default=None, help="data folder (default: $SSD_DATA_ROOT or ./data)")
+    p.add_argument("--download", action="store_true", help="download missing datasets")
     p.add_argument("--results", default=None, help="results file (default: the suite's)")
-    p.add_argument("--logger", choices=("wandb", "none"), default=None)
-    p.add_argument("--cache-dir", default="cache")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--logger", choices=("wandb", "none"), default=None, help="(default: the suite's)")
+    p.add_argument("--cache-dir", default="cache", help="cached importances and retrained references")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (suite and inside methods)")
     p.add_argument("--report", default=None, help="report folder (default: RESULTS_report beside the results)")
     p.add_argument("--no-sweeps", action="store_true", help="skip the suite's [[sweeps]]")
     p.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="replace a top-level suite setting, e.g. --set width=64 --set train_subset=None")
-    p.add_argument("--dry-run", action="store_true", help="print the grid and the checkpoints it needs, run nothing")
+    p.add_argument("--dry-run", action="store_true", help="print the grid and check what it needs (data, ViT "
+                   "weights, device, writable outputs); run nothing; exit 2 if something is missing")
     from ssd.backends import add_backend_args, backend_from_args, drive
     from ssd.backends.claims import cell_label, claimed_jobs
     from ssd.backends.jobs import grid_jobs
 
     add_backend_args(p)
     args = p.parse_args(argv)
+    if args.no_progress:  # also inside the methods (ssd.backends.jobs.run_cell)
+        os.environ["SSD_NO_PROGRESS"] = "1"
+    args.methods = ",".join(split_list(args.methods)) if args.methods else None
+    args.nets = ",".join(split_list(args.nets)) if args.nets else None
 
     from ssd.experiment import method_config, spec_key
     from ssd.results import AlreadyRecorded, append_row, done_keys, read_rows, release_all
@@ -333,6 +346,17 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         method_config(spec.method, spec)
     if args.dry_run:
         print_grid(grid)
+        from ssd.preflight import suite_needs
+
+        report = None if args.no_report else (Path(args.report) if args.report
+                                              else results.with_name(f"{results.stem}_report"))
+        needs = suite_needs(suite, grid, data_root=args.data_root, results=results, cache_dir=args.cache_dir,
+                            report=report)
+        for ok, line in needs:
+            print(f"{'ok     ' if ok else 'MISSING'} {line}")
+        missing = [line for ok, line in needs if not ok]
+        if missing:
+            raise UserError(f"dry run: {len(missing)} of the suite's needs are missing (MISSING lines above)")
         return []
     if args.backend == "serial" or not all(Path(s.weight_path).is_file() for s in grid):
         resolve_device(grid[0].device if grid else "cpu")  # (a Ray driver may have no GPU of its own)

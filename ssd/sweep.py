@@ -34,11 +34,13 @@ DEFAULT_METHODS = ("ssd", "output_dampening", "global_dampening")
 SSD_LIKE = ("ssd", "lfssd")
 
 
-def parse_floats(text: str, flag: str, keywords: Sequence[str] = ()) -> list[Any]:
-    """"1,2,5" → [1.0, 2.0, 5.0] (any of `keywords`, e.g. α's "auto", kept as a string);
-    anything else is one UserError line naming the flag."""
+def parse_floats(text: str | Sequence[str], flag: str, keywords: Sequence[str] = ()) -> list[Any]:
+    """"1,2,5", "1 2 5" or ["1", "2,5"] → [1.0, 2.0, 5.0] (any of `keywords`, e.g. α's "auto", kept as
+    a string); anything else is one UserError line naming the flag."""
+    from ssd.cli import split_list
+
     try:
-        values = [v.strip() if v.strip() in keywords else float(v) for v in text.split(",") if v.strip()]
+        values = [v if v in keywords else float(v) for v in split_list(text)]
     except ValueError:
         extra = f" or {', '.join(keywords)}" if keywords else ""
         raise UserError(f"{flag} expects comma-separated numbers{extra}, got {text!r}") from None
@@ -277,26 +279,34 @@ def point_key(spec: Any, method: str, cfg: Any, checkpoint_sha: str, param: str)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="α/λ sweep of SSD and the dampening baselines on one forget request",
-                                allow_abbrev=False)
+    from ssd.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(
+        prog="scripts/sweep.py", formatter_class=HelpFormatter, allow_abbrev=False,
+        description="α/λ sweep of SSD and the dampening baselines on one forget request. List flags take "
+                    "1,2,5 or 1 2 5.",
+        epilog="example (after ./MAIN_run_experiments.sh --suite quick):\n  python scripts/sweep.py -net ConvNet "
+               "-weight_path checkpoints/ConvNet-Digits-seed0/best.pt -dataset Digits -forget_class 2 "
+               "--alphas 1,10,100 --results results/sweep.jsonl")
     p.add_argument("-net", required=True, help="model name (ResNet18, ViT, SmallViT, ConvNet)")
     p.add_argument("-weight_path", required=True, help="checkpoint from pretrain_model.py")
     p.add_argument("-dataset", required=True, help="dataset the checkpoint was trained on")
     p.add_argument("-forget_class", default=None, help="class to forget, by name or index (a fine class for sub_class)")
-    p.add_argument("-seed", type=int, default=0)
+    p.add_argument("-seed", type=int, default=0, help="seed of the split")
     p.add_argument("-b", type=int, default=None, help="batch size for every method")
-    p.add_argument("--task", choices=("full_class", "sub_class", "random"), default="full_class")
+    p.add_argument("--task", choices=("full_class", "sub_class", "random"), default="full_class", help="task")
     p.add_argument("--n-forget", type=int, default=100, help="random task: samples to forget")
-    p.add_argument("--alphas", default="1,2,5,10,20,50,100",
-                   help="SSD α grid (comma-separated; auto and search add one labelled point each)")
-    p.add_argument("--lambdas", default="1", help="SSD λ grid; one α and several λ makes a λ sweep")
-    p.add_argument("--baseline-alphas", default=None,
+    p.add_argument("--alphas", nargs="+", default=["1,2,5,10,20,50,100"],
+                   help="SSD α grid (auto and search add one labelled point each)")
+    p.add_argument("--lambdas", "--lambda", nargs="+", default=["1"],
+                   help="SSD λ grid; one α and several λ makes a λ sweep")
+    p.add_argument("--baseline-alphas", nargs="+", default=None,
                    help="α grid for output/global dampening, where α multiplies weights (default: --alphas)")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated subset to sweep")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--download", action="store_true")
+    p.add_argument("--methods", nargs="+", default=[",".join(DEFAULT_METHODS)], help="subset to sweep")
+    p.add_argument("--data-root", default=None, help="data folder (default: $SSD_DATA_ROOT or ./data)")
+    p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
     p.add_argument("--device", default=None, help="torch device (default: cpu)")
-    p.add_argument("--retain-eval-size", type=int, default=5000)
+    p.add_argument("--retain-eval-size", type=int, default=5000, help="retain-train samples scored")
     p.add_argument("--results", default="results/sweep.jsonl", help="JSON-lines file the rows are appended to")
     p.add_argument("--cache-dir", default="cache", help="where D's importances are cached")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -309,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
     args = build_parser().parse_args(argv)
-    from ssd.cli import parse_sets
+    from ssd.cli import parse_sets, split_list
     from ssd.experiment import RunSpec, Session
     from ssd.results import append_row, done_keys
     from ssd.utils import check_writable, resolve_device
@@ -323,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     baseline_alphas = parse_floats(args.baseline_alphas, "--baseline-alphas") if args.baseline_alphas else None
     alphas = parse_floats(args.alphas, "--alphas", keywords=("auto", "search"))
     lambdas = parse_floats(args.lambdas, "--lambdas")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = split_list(args.methods)
     done = done_keys([args.results])  # points already recorded are skipped: a killed sweep resumes
     if args.backend == "serial":
         rows = run_sweep(spec, alphas=alphas, lambdas=lambdas, methods=methods, baseline_alphas=baseline_alphas,

@@ -92,7 +92,7 @@ def fit(
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
             if progress and step % 20 == 0:
-                bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.2e}")
+                bar.set_postfix(loss=f"{loss.detach().item():.3f}", lr=f"{lr:.2e}")  # detached: no autograd warning
         synchronize(device)
         elapsed = time.perf_counter() - t0
         stats = EpochStats(

@@ -7,6 +7,7 @@ subprocess alike.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +26,16 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding the real MNIST/raw and FashionMNIST/raw (unpacked once per session)."""
+    """A folder holding the real MNIST/raw (and FashionMNIST/raw): $SSD_MNIST_ROOT when set (any
+    torchvision-layout copy, e.g. one made with --download), else unpacked once from ../shared/data."""
+    env = os.environ.get("SSD_MNIST_ROOT")
+    if env:
+        if not (Path(env) / "MNIST" / "raw").is_dir():
+            pytest.fail(f"SSD_MNIST_ROOT={env} has no MNIST/raw folder (torchvision's layout)")
+        return Path(env)
     unpack = SHARED_DATA / "unpack"
     if not unpack.exists():
-        pytest.skip("real MNIST needs ../shared/data (not on this machine)")
+        pytest.skip("real MNIST needs $SSD_MNIST_ROOT (a folder with MNIST/raw) or ../shared/data; neither is here")
     dest = tmp_path_factory.mktemp("real_mnist")
     subprocess.run([str(unpack), str(dest)], check=True, capture_output=True, timeout=300)
     return dest

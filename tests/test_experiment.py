@@ -12,6 +12,7 @@ import pytest
 import forget_class_main
 import forget_full_class_main
 import forget_random_main
+from ssd.errors import UserError
 from ssd.results import append_row, read_rows
 from ssd.train import pretrain
 from ssd.utils import sha256_file
@@ -176,11 +177,25 @@ methods = ["ssd", "global_dampening"]
     assert len(read_rows(results)) == 8 + len(sweep_rows)
 
 
-def test_paper_suite_grid_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
-    """The paper grid: 2 nets × (5 + 5 full-class + 5 sub-class classes + 1 random) × 5 seeds × 13 methods."""
+def test_paper_suite_grid_dry_run(capsys: pytest.CaptureFixture[str], synthetic_cifar_root: Path,
+                                  tmp_path: Path) -> None:
+    """The paper grid: 2 nets × (5 + 5 full-class + 5 sub-class classes + 1 random) × 5 seeds × 13 methods.
+    The dry run also checks what the grid needs: CIFAR under the data root (loaded as a run would),
+    the ViT ImageNet folder; a missing need is a MISSING line and exit code 2, before any work."""
     from ssd.suite import run_suite
 
-    assert run_suite(["--suite", "paper", "--dry-run"]) == []
+    with pytest.raises(UserError, match="needs are missing"):
+        run_suite(["--suite", "paper", "--dry-run", "--data-root", str(synthetic_cifar_root),
+                   "--results", str(tmp_path / "paper.jsonl")])
+    out = capsys.readouterr().out
+    assert "ok      data Cifar100: found under" in out and "ok      data Cifar10: found under" in out
+    assert "MISSING ViT ImageNet weights" in out  # weights/vit-base-patch16-224 is not in a clone
+    with pytest.raises(UserError, match="needs are missing"):
+        run_suite(["--suite", "paper", "--dry-run", "--data-root", str(tmp_path / "empty"), "--methods", "ssd",
+                   "--nets", "ResNet18"])
+    assert "MISSING data Cifar20: Cifar20 data not found" in capsys.readouterr().out
+    with pytest.raises(UserError):
+        run_suite(["--suite", "paper", "--dry-run"])
     out = capsys.readouterr().out
     assert "2080 runs in total on cuda" in out
     assert "sub_class  Cifar20      ResNet18  ssd                 25 runs" in out

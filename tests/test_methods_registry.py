@@ -81,3 +81,16 @@ def test_method_contract(name: str, task: str) -> None:
     assert not out.training, "methods hand back a model in eval mode"
     again = _run(name, task).state_dict()
     assert all(torch.equal(after[k], again[k]) for k in after), "not deterministic for a fixed seed"
+
+
+def test_every_method_module_is_imported_by_the_package() -> None:
+    """Adding a method is one file with one @register_method: the package imports every module
+    itself (a hand-kept import list would silently miss a new file)."""
+    import sys
+    from pathlib import Path
+
+    folder = Path(ssd.methods.__file__).parent
+    defining = [p.stem for p in folder.glob("*.py") if "@register_method(" in p.read_text()]
+    assert len(defining) >= 10
+    for stem in defining:
+        assert f"ssd.methods.{stem}" in sys.modules, stem

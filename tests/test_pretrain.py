@@ -146,3 +146,19 @@ def test_cli_pretrains_on_synthetic_cifar_in_torchvision_layout(synthetic_cifar_
     assert "epoch 1/1" in r.stdout and "test accuracy:" in r.stdout
     _, meta = read_checkpoint(tmp_path / "best.pt")
     assert meta["classes"] == 20 and meta["config"]["schedule"]["lr"] == 0.01
+
+
+def test_training_with_progress_bars_raises_no_autograd_warning() -> None:
+    """The progress bar printed the loss with float(loss) on a tensor that requires grad, which torch
+    warns about ("Converting a tensor with requires_grad=True to a scalar") in every run with bars."""
+    import warnings
+
+    from models import build_model
+    from ssd.train import fit
+
+    info = dataset_info("Digits")
+    data = load_dataset("Digits", train=False)  # 450 images: one short epoch
+    model = build_model("ConvNet", info)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(model, data, load_schedule("ConvNet", "Digits", epochs=1), progress=True)

@@ -11,9 +11,15 @@ from ssd.backends.base import Job, Row
 
 
 def run_cell(session: Any, spec: Any) -> list[Row]:
+    """One grid cell. Long methods (fisher, NTK, retraining) show their own progress bars when
+    stderr is a terminal, unless the suite was given --no-progress (it sets SSD_NO_PROGRESS)."""
+    import os
+    import sys
+
     from ssd.experiment import run_one
 
-    return [run_one(spec, session)]
+    progress = sys.stderr.isatty() and not os.environ.get("SSD_NO_PROGRESS")
+    return [run_one(spec, session, progress=progress)]
 
 
 @dataclass(frozen=True)
