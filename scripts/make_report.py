@@ -19,6 +19,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("results", nargs="+", help="JSON-lines results files (suite runs and/or sweeps)")
     p.add_argument("--out", required=True, help="report folder to write")
     p.add_argument("--run", default=None, metavar="RUN_KEY", help="the run the before/after figures show")
+    p.add_argument("--suite", default=None, help="a suite (name or .toml) whose [method_notes] the page prints")
     args = p.parse_args(argv)
     from ssd.errors import UserError
     from ssd.report import write_report
@@ -26,7 +27,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     missing = [f for f in args.results if not Path(f).is_file()]
     if missing:
         raise UserError(f"no results file {', '.join(missing)}")
-    index = write_report(args.results, args.out, run_key=args.run)
+    notes = None
+    if args.suite:
+        from ssd.suite import load_suite
+
+        notes = load_suite(args.suite).get("method_notes")
+    index = write_report(args.results, args.out, run_key=args.run, notes=notes)
     print(f"report: {index} (and {index.with_name('index.html')})")
 
 

@@ -35,7 +35,7 @@ def data_need(dataset: str, data_root: str | None) -> Need:
         data = load_dataset(dataset, train=False, root=data_root)
     except UserError as err:
         return False, f"data {dataset}: {one_line(err)}"
-    return True, f"data {dataset}: found under {root} ({len(data):,} test images)"
+    return True, f"data {dataset}: loads ({len(data):,} test images; data root {root})"
 
 
 def pretrained_need(net: str, folder: str | None) -> Need:

@@ -216,7 +216,8 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
                         if task["task"] not in METHODS.get(method).tasks:
                             continue
                         over = method_overrides(method, net, table, None, None, None,
-                                                {**suite_protocol(suite), **settings})
+                                                {**suite_protocol(suite), **settings,
+                                                 **task.get("method_settings", {}).get(method, {})})  # a task's own win
                         grid.append(RunSpec(
                             task=task["task"], net=net, dataset=task["dataset"], weight_path=str(ckpt),
                             method=method, forget_class=cls, n_forget=task.get("n_forget", 100), seed=seed,
@@ -410,7 +411,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         from ssd.report import write_report
 
         out = Path(args.report) if args.report else results.with_name(f"{results.stem}_report")
-        page = write_report([results], out)
+        page = write_report([results], out, notes=suite.get("method_notes"))
         print(f"[suite] report: {page}")
     outcome.raise_if_failed()
     if todo and outcome.refused and not outcome.done and not rows:

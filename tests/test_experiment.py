@@ -188,7 +188,7 @@ def test_paper_suite_grid_dry_run(capsys: pytest.CaptureFixture[str], synthetic_
         run_suite(["--suite", "paper", "--dry-run", "--data-root", str(synthetic_cifar_root),
                    "--results", str(tmp_path / "paper.jsonl")])
     out = capsys.readouterr().out
-    assert "ok      data Cifar100: found under" in out and "ok      data Cifar10: found under" in out
+    assert "ok      data Cifar100: loads" in out and "ok      data Cifar10: loads" in out
     assert "MISSING ViT ImageNet weights" in out  # weights/vit-base-patch16-224 is not in a clone
     with pytest.raises(UserError, match="needs are missing"):
         run_suite(["--suite", "paper", "--dry-run", "--data-root", str(tmp_path / "empty"), "--methods", "ssd",

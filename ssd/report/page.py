@@ -123,11 +123,12 @@ class Page:
 
 
 def _inline_html(text: str) -> str:
-    """The only inline Markdown the page uses: [label](link) and `code`."""
+    """The only inline Markdown the page uses: [label](link), `code` and **bold**."""
     import re
 
     text = html.escape(text)
     text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"<a href='\2'>\1</a>", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
 
 
@@ -156,7 +157,7 @@ def _table_html(t: Any) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def _tables_section(page: Page, runs: list[Row], out: Path) -> None:
+def _tables_section(page: Page, runs: list[Row], out: Path, notes: dict[str, str]) -> None:
     from ssd.report.verdicts import legend
 
     tables = build_tables(runs)
@@ -169,11 +170,15 @@ def _tables_section(page: Page, runs: list[Row], out: Path) -> None:
            "retrained model. Each table is also saved as Markdown, CSV (full precision) and LaTeX (booktabs); "
            "every metric of every group is in [tables/summary.csv](tables/summary.csv).")
     page.p(legend())
+    if notes:
+        page.p("Method notes (the suite's `[method_notes]`): " + "; ".join(f"**{m}**: {why}" for m, why in notes.items())
+               + ".")
     for t in tables:
         page.h(3, f"{t.task.replace('_', '-')} · {t.net} on {t.dataset}")
         bad = [(m, c, v) for (m, c), v in t.flags.items() if v.bad]
         if bad:
             page.p("Flagged: " + "; ".join(f"{m}" + (f" ({c})" if len(t.classes) > 1 else "") + f" {v.flag}: {v.why}"
+                                           + (f" ({notes[m]})" if m in notes else "")
                                            for m, c, v in sorted(bad, key=lambda b: t.methods.index(b[0]))) + ".")
         for shown in (t, privacy.get(t.name)):
             if shown is None:
@@ -266,19 +271,23 @@ def _sweeps_section(page: Page, sweeps: list[Row], out: Path) -> None:
                   sweep_table(members))
 
 
-def write_report(paths_or_rows: RowsOrPaths, out_dir: str | Path, run_key: str | None = None) -> Path:
+def write_report(paths_or_rows: RowsOrPaths, out_dir: str | Path, run_key: str | None = None,
+                 notes: dict[str, str] | None = None) -> Path:
     """Write tables (md/csv/tex), PNG figures, report.md and index.html under `out_dir`; returns report.md.
 
     An unwritable `out_dir` is refused before anything is read or drawn; a report that
     fails part-way removes the folders it created (no empty folders are left behind).
+    `notes`: method → why its settings are what they are, or why it cannot forget here (a suite's
+    `[method_notes]`); printed beside the tables' flags.
     """
     out = Path(out_dir)
     check_writable(out, "report folder (--out)", folder=True)
     with new_dirs_removed_on_failure(out, out / "figures", out / "tables"):
-        return _write_report(paths_or_rows, out, run_key)
+        return _write_report(paths_or_rows, out, run_key, notes)
 
 
-def _write_report(paths_or_rows: RowsOrPaths, out: Path, run_key: str | None) -> Path:
+def _write_report(paths_or_rows: RowsOrPaths, out: Path, run_key: str | None,
+                  notes: dict[str, str] | None = None) -> Path:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for stale in (out / "figures").glob("*.png"):  # a rewritten report links exactly what it drew
         stale.unlink()
@@ -296,7 +305,7 @@ def _write_report(paths_or_rows: RowsOrPaths, out: Path, run_key: str | None) ->
            "are fractions, times are seconds.")
     page.toc()
     if runs:
-        _tables_section(page, runs, out)
+        _tables_section(page, runs, out, notes or {})
         claims_section(page, runs, sweeps)
         _methods_section(page, runs, out)
         _before_after_section(page, runs, out, run_key)
