@@ -411,7 +411,9 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         from ssd.report import write_report
 
         out = Path(args.report) if args.report else results.with_name(f"{results.stem}_report")
-        page = write_report([results], out, notes=suite.get("method_notes"))
+        # this grid's runs and the sweeps, not rows an earlier version of the suite (other settings) left
+        sweeps = [r for r in read_rows(results) if isinstance(r.get("sweep"), dict)]
+        page = write_report([*rows, *sweeps], out, notes=suite.get("method_notes"))
         print(f"[suite] report: {page}")
     outcome.raise_if_failed()
     if todo and outcome.refused and not outcome.done and not rows:
