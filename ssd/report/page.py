@@ -153,7 +153,7 @@ def _table_html(t: Any) -> str:
         bad = [v for (meth, _), v in t.flags.items() if meth == m and v.bad]
         style = " class='flagged' title='" + e("; ".join(v.why for v in bad)) + "'" if bad else ""
         rows.append(f"<tr{style}><td>{e(m)}</td>" + "".join(f"<td>{e(c)}</td>" for c in t.row_cells(m)) + "</tr>")
-    return (f"<table><caption>{e(t.caption())}</caption><thead><tr>{groups}</tr><tr>{labels}</tr></thead>"
+    return (f"<table><caption>{e(t.caption(legend=False))}</caption><thead><tr>{groups}</tr><tr>{labels}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
@@ -178,12 +178,12 @@ def _tables_section(page: Page, runs: list[Row], out: Path, notes: dict[str, str
         bad = [(m, c, v) for (m, c), v in t.flags.items() if v.bad]
         if bad:
             page.p("Flagged: " + "; ".join(f"{m}" + (f" ({c})" if len(t.classes) > 1 else "") + f" {v.flag}: {v.why}"
-                                           + (f" ({notes[m]})" if m in notes else "")
+                                           + (" (see the method notes above)" if m in notes else "")
                                            for m, c, v in sorted(bad, key=lambda b: t.methods.index(b[0]))) + ".")
         for shown in (t, privacy.get(t.name)):
             if shown is None:
                 continue
-            page.blocks.append(("md", to_markdown(shown) + f"\n\n*{shown.caption()}*", _table_html(shown)))
+            page.blocks.append(("md", to_markdown(shown) + f"\n\n*{shown.caption(legend=False)}*", _table_html(shown)))
             links = " · ".join(f"[{label}]({files[shown.name][fmt].relative_to(out).as_posix()})"
                                for label, fmt in (("Markdown", "md"), ("CSV", "csv"), ("LaTeX", "tex")))
             page.p(f"Files: {links}")

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ssd.report.rows import Row, class_label, df_key, order_methods, slug
-from ssd.report.verdicts import Verdict, legend, verdicts
+from ssd.report.verdicts import Verdict, verdicts
+from ssd.report.verdicts import legend as flag_rules
 from ssd.summary import fmt, summarize
 
 # (column label, how many decimals) per shown metric; "Df" resolves per task (see df_key).
@@ -86,7 +87,8 @@ class Table:
         span = str(ns[0]) if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
         return f"{span} seed{'s' if ns[-1] > 1 else ''}"
 
-    def caption(self) -> str:
+    def caption(self, legend: bool = True) -> str:
+        """What the table shows; `legend`: with the flag rules (the page states them once above its tables)."""
         df = ("Df = accuracy (%) on the forget class's test images (DfTest)" if self.task != "random"
               else "Df = accuracy (%) on the forgotten training samples (the random task has no held-out forget set)")
         head = (f"{self.task.replace('_', '-')} forgetting, {self.net} on {self.dataset}: mean ± std over "
@@ -102,7 +104,7 @@ class Table:
                        "samples the entropy attack calls members; ZRF = 1 − JS divergence to an untrained model; "
                        "Time = method wall-clock seconds with D's importances computed (cold); Cached = the same "
                        "run's seconds, lower only where SSD read D's importances from the cache."
-                       + (f" {legend()}" if self.flags else ""))
+                       + (f" {flag_rules()}" if self.flags and legend else ""))
 
     def text(self, method: str, cls: str, label: str, digits: int = 2) -> str:
         if label == FLAG:
