@@ -27,9 +27,9 @@ from torch import nn
 from datasets.base import ImageData
 from ssd.dampening import dampen
 from ssd.errors import UserError
-from ssd.methods.registry import MethodConfig
+from ssd.methods.registry import ALPHA_WORDS, MethodConfig
 
-ALPHA_KEYWORDS = ("auto", "search")
+ALPHA_KEYWORDS = ALPHA_WORDS  # one list of α keywords: the config validator's
 # Geometric-ish grid around the paper's 10 (ViT's 5 and 25 included): 1 … 100.
 DEFAULT_GRID = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 25.0, 30.0, 50.0, 100.0)
 
