@@ -229,18 +229,17 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     return grid
 
 
-def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, results: Path, shas: dict[str, str],
+def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, done: frozenset[str], shas: dict[str, str],
                device: str) -> list[Any]:
     """The suite's `[[sweeps]]` (α or λ grids on one forget request) as jobs, run after the
     grid's. They resume point by point: a sweep whose points are all recorded is skipped, and
     a job computes only the points not recorded yet (its `done`)."""
     from ssd.backends.jobs import SweepPayload, sweep_job
     from ssd.experiment import RunSpec
-    from ssd.results import done_keys, run_key
+    from ssd.results import run_key
     from ssd.sweep import DEFAULT_METHODS, sweep_keys
     from ssd.utils import sha256_file
 
-    done = frozenset(done_keys([results]))  # sweeps resume point by point: recorded points are skipped
     seed = suite_seeds(suite, args)[0]
     jobs = []
     for sw in suite.get("sweeps", []):
@@ -269,15 +268,14 @@ def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, results: Path, s
     return jobs
 
 
-def check_outputs(args: argparse.Namespace, results: Path, grid: list[Any]) -> None:
+def check_outputs(args: argparse.Namespace, results: Path, report: Path | None, grid: list[Any]) -> None:
     """Every place the suite writes, checked before any work (no run lost at the end)."""
     from ssd.utils import check_writable
 
     check_writable(results, "results (--results)")
     check_writable(args.cache_dir, "cache folder (--cache-dir)", folder=True)
-    if not args.no_report:
-        check_writable(Path(args.report) if args.report else results.with_name(f"{results.stem}_report"),
-                       "report folder (--report)", folder=True)
+    if report is not None:
+        check_writable(report, "report folder (--report)", folder=True)
     for path in {Path(s.weight_path) for s in grid}:
         if not path.is_file():
             check_writable(path, "checkpoint")
@@ -342,6 +340,8 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     suite = apply_sets(load_suite(args.suite), args.set)
     results = Path(args.results or suite.get("results", f"results/{args.suite}.jsonl"))
     logger = args.logger or suite.get("logger", "none")
+    report = None if args.no_report else (Path(args.report) if args.report
+                                          else results.with_name(f"{results.stem}_report"))
     grid = build_grid(suite, args)
     for spec in grid:  # every method setting checked before any work (pretraining included)
         method_config(spec.method, spec)
@@ -349,8 +349,6 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         print_grid(grid)
         from ssd.preflight import suite_needs
 
-        report = None if args.no_report else (Path(args.report) if args.report
-                                              else results.with_name(f"{results.stem}_report"))
         needs = suite_needs(suite, grid, data_root=args.data_root, results=results, cache_dir=args.cache_dir,
                             report=report)
         for ok, line in needs:
@@ -361,12 +359,12 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return []
     if args.backend == "serial" or not all(Path(s.weight_path).is_file() for s in grid):
         resolve_device(grid[0].device if grid else "cpu")  # (a Ray driver may have no GPU of its own)
-    check_outputs(args, results, grid)
+    check_outputs(args, results, report, grid)
     for net, dataset, path in sorted({(s.net, s.dataset, s.weight_path) for s in grid}):
         ensure_checkpoint(Path(path), net, dataset, grid[0].device, args.data_root, args.download,
                           progress=not args.no_progress, **pretrain_settings(suite, net))
-    shas = {s.weight_path: sha256_file(s.weight_path) for s in grid}
-    done = done_keys([results])
+    shas = {p: sha256_file(p) for p in {s.weight_path for s in grid}}  # each checkpoint hashed once
+    done = done_keys([results])  # recorded runs and sweep points (sweeps resume point by point)
     keyed = {spec_key(s, method_config(s.method, s), shas[s.weight_path]): s for s in grid}
     todo = {k: s for k, s in keyed.items() if k not in done}
     print(f"[suite] {args.suite}: {len(grid)} runs in the grid, {len(keyed) - len(todo)} already in {results}, "
@@ -388,18 +386,20 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     try:
         jobs = grid_jobs(list(todo.values()), list(todo))
         if not args.no_sweeps:
-            jobs += sweep_jobs(suite, args, results, shas, grid[0].device if grid else (args.device or "cpu"))
+            jobs += sweep_jobs(suite, args, frozenset(done), shas, grid[0].device if grid else (args.device or "cpu"))
         outcome = drive(claimed_jobs(jobs, results), backend, sink, progress=not args.no_progress,
                         failures_log=results.with_name(f"{results.stem}_failures.log"))
     finally:
         backend.close()
         release_all(results)
-    left = len(set(todo) - done_keys([results]) - {k for k, s in todo.items() if cell_label(s) in outcome.refused})
+    recorded = read_rows(results)  # read once after the grid: what is left, the summary, the report
+    left = len(set(todo) - {r.get("run_key") for r in recorded}
+               - {k for k, s in todo.items() if cell_label(s) in outcome.refused})
     if left:
         print(f"[suite] {left} runs were not run here: another suite on {results} holds their cells "
               "(re-run this command after it ends to check nothing is missing)", file=sys.stderr)
     keys = set(keyed)
-    rows = [r for r in read_rows(results) if r.get("run_key") in keys]
+    rows = [r for r in recorded if r.get("run_key") in keys]
     shown = ("DrTest", "DfTest", "Df", "MIA", "MethodTimeCold", "MethodTime")  # cold: D's importances included
     print(format_table(summarize(rows, metrics=shown), metrics=shown))
     print(f"[suite] {len(rows)} runs in {results}")
@@ -407,13 +407,12 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         print(f"[suite] refused: {cell}: {why}")
     for label, why in outcome.failed.items():
         print(f"[suite] FAILED: {label}: {why}")
-    if rows and not args.no_report:
+    if rows and report is not None:
         from ssd.report import write_report
 
-        out = Path(args.report) if args.report else results.with_name(f"{results.stem}_report")
         # this grid's runs and the sweeps, not rows an earlier version of the suite (other settings) left
-        sweeps = [r for r in read_rows(results) if isinstance(r.get("sweep"), dict)]
-        page = write_report([*rows, *sweeps], out, notes=suite.get("method_notes"))
+        sweeps = [r for r in recorded if isinstance(r.get("sweep"), dict)]
+        page = write_report([*rows, *sweeps], report, notes=suite.get("method_notes"))
         print(f"[suite] report: {page}")
     outcome.raise_if_failed()
     if todo and outcome.refused and not outcome.done and not rows:
