@@ -23,13 +23,14 @@ rows hold one) is searched for the values at which forgets and retains would bot
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ssd.report.rows import Row, class_label, df_key, metric
+from ssd.summary import fmt
+from ssd.summary import mean_std as _mean_std
 
 FORGET_TOL = 5.0
 RETAIN_TOL = 2.0
@@ -69,16 +70,8 @@ def _cell_name(rows: Sequence[Row]) -> str:
     return f"{str(r.get('task')).replace('_', '-')} · {r.get('dataset')} · {r.get('net')} · {what}"
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    vals = [v for v in values if not math.isnan(v)]
-    if not vals:
-        return math.nan, math.nan
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
-
-
 def _ms(values: Sequence[float], digits: int = 2) -> str:
-    m, s = _mean_std(values)
-    return "–" if math.isnan(m) else f"{m:.{digits}f} ± {s:.{digits}f}"
+    return fmt(*_mean_std(values), digits)
 
 
 def time_key(rows: Sequence[Row]) -> str:
