@@ -175,8 +175,10 @@ def ulira_attack(
             continue
         fitted = dict(unlearned=unlearned, forgotten=forgotten, never_seen=never_seen, exclude=t,
                       fix_variance=fix_variance)
-        pos.append(lira_scores(unlearned[t], **fitted)[rows])
-        neg.append(lira_scores(never_seen[t], **fitted)[rows])
+        # both queries in one call: the two Gaussians of every candidate are fitted once per target
+        scores = lira_scores(torch.stack([unlearned[t], never_seen[t]]), **fitted)[:, rows]
+        pos.append(scores[0])
+        neg.append(scores[1])
         cand.append(rows)
     p, q, c = torch.cat(pos), torch.cat(neg), torch.cat(cand)
     ok = p.isfinite() & q.isfinite()
