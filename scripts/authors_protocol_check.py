@@ -35,6 +35,7 @@ from ssd.dampening import dampen  # noqa: E402
 from ssd.methods.protocol import apply_protocol  # noqa: E402
 from ssd.methods.ssd_methods import SSDConfig, ssd_importances  # noqa: E402
 from ssd.metrics import evaluate  # noqa: E402
+from ssd.results import append_row  # noqa: E402
 from ssd.splits import make_splits  # noqa: E402
 from ssd.utils import code_version, sha256_file  # noqa: E402
 
@@ -108,9 +109,7 @@ def main() -> None:
         row = one_task(task, ckpt, dataset, args)
         row["code_version"] = code_version()
         rows.append(row)
-        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.results, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_row(args.results, row)
         print(json.dumps(row), file=sys.stderr)
     print("| task | protocol | batch | selected | Df (forget-train) % | DfTest % | DrTest % |")
     print("|---|---|---:|---:|---:|---:|---:|")

@@ -16,7 +16,6 @@ and appended to results/bench_backends.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -32,7 +31,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from ssd.errors import UserError, run_cli  # noqa: E402
-from ssd.results import read_rows  # noqa: E402
+from ssd.results import append_row, read_rows  # noqa: E402
 from ssd.utils import code_version  # noqa: E402
 
 
@@ -99,17 +98,14 @@ def main(argv: Sequence[str] | None = None) -> None:
               "code_version": code_version(), "cpus": os.cpu_count(), "cpus_per_run": float(args.cpus_per_run),
               "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in load_after],
               "rounds": rounds}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    append_row(args.out, record)
     print(f"suite {args.suite} {' '.join(narrow)} on {os.cpu_count()} CPUs (load average before {load_before[0]:.1f}, "
           f"after {load_after[0]:.1f}):")
     for i, rd in enumerate(rounds, 1):
         ratios = next(v for k, v in rd.items() if k.startswith("over_"))
         print(f"  round {i}: " + ", ".join(f"{k} {v:.1f} s (×{ratios[k]:.2f})" for k, v in rd["seconds"].items())
               + f"; rows {rd['rows']}; {rd['ray_workers']}")
-    print(f"appended to {out}")
+    print(f"appended to {args.out}")
 
 
 if __name__ == "__main__":
