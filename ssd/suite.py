@@ -322,8 +322,8 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--dry-run", action="store_true", help="print the grid and check what it needs (data, ViT "
                    "weights, device, writable outputs); run nothing; exit 2 if something is missing")
     from ssd.backends import add_backend_args, backend_from_args, drive
-    from ssd.backends.claims import cell_label, claimed_jobs
-    from ssd.backends.jobs import grid_jobs
+    from ssd.backends.claims import claimed_jobs
+    from ssd.backends.jobs import cell_label, grid_jobs
 
     add_backend_args(p)
     args = p.parse_args(argv)

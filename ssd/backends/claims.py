@@ -34,12 +34,6 @@ def run_claimed(session: Any, p: ClaimedPayload) -> list[dict[str, Any]]:
     return p.fn(session, p.spec)
 
 
-def cell_label(spec: Any) -> str:
-    from ssd.experiment import METHOD_ALIASES
-
-    return f"{spec.task} {spec.dataset} {spec.forget_class or ''} {METHOD_ALIASES.get(spec.method, spec.method)}"
-
-
 def claimed_jobs(jobs: list[Any], results: Path) -> list[Any]:
     """Every job wrapped to claim its unit (grid cell or sweep) before it runs; see `run_claimed`."""
     import dataclasses

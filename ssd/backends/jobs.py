@@ -50,6 +50,13 @@ def _split_of(spec: Any) -> tuple[Any, ...]:
             spec.retain_eval_size, spec.data_root)
 
 
+def cell_label(spec: Any) -> str:
+    """A grid cell's name (task, dataset, class, method): jobs' cells and the suite's refusals."""
+    from ssd.experiment import METHOD_ALIASES
+
+    return f"{spec.task} {spec.dataset} {spec.forget_class or ''} {METHOD_ALIASES.get(spec.method, spec.method)}"
+
+
 def grid_jobs(specs: Sequence[Any], keys: Sequence[str]) -> list[Job]:
     """One job per grid cell. Every other method of a split waits for that split's retrain
     when it is among `specs`, so its activation distance to the retrained model is scored
@@ -62,7 +69,7 @@ def grid_jobs(specs: Sequence[Any], keys: Sequence[str]) -> list[Job]:
     retrains = {_split_of(s): k for s, k in zip(specs, keys, strict=True) if method(s) == "retrain"}
     jobs = []
     for s, k in zip(specs, keys, strict=True):
-        cell = f"{s.task} {s.dataset} {s.forget_class or ''} {method(s)}"
+        cell = cell_label(s)
         jobs.append(Job(key=k, label=f"{cell} s{s.seed}", cell=cell, fn=run_cell, payload=s, device=s.device,
                         after=None if method(s) == "retrain" else retrains.get(_split_of(s))))
     return jobs
