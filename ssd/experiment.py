@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ from datasets import ImageData, dataset_info, load_dataset, resolve_class
 from models import build_model
 from ssd.checkpoint import load_model, model_options, read_checkpoint, save_checkpoint
 from ssd.errors import UserError, one_line
+from ssd.methods.alpha_select import effective_reference
 from ssd.methods.protocol import apply_protocol
 from ssd.methods.registry import METHODS, MethodConfig
 from ssd.results import run_key
@@ -207,16 +209,43 @@ def build_splits(spec: RunSpec, session: Session, checkpoint_sha: str, meta: dic
 
 
 def spec_key(spec: RunSpec, cfg: MethodConfig, checkpoint_sha: str) -> str:
-    fields = dataclasses.asdict(spec)
+    return key_from_fields(dataclasses.asdict(spec), dataclasses.asdict(cfg), checkpoint_sha)
+
+
+def key_from_fields(run: dict[str, Any], cfg: dict[str, Any], checkpoint_sha: str, *, audit: bool = True) -> str:
+    """A run's key from its RunSpec and method-config fields (a row's `config["run"]` and
+    `config["method"]` give them back). Only what can change the run's result goes in:
+    - no device, paths or weight folders;
+    - no U-LiRA fields unless the run has the audit (`audit=False` leaves them out, giving
+      the key of the same run without its audit), and no label unless it has one, so runs
+      made before either existed keep their keys;
+    - SSD's `search_*` settings only when alpha is "search" (no other α reads them), and its
+      reference as resolved (None means "full", or "retain" for alpha = "auto"), so
+      numeric-α runs keep the keys they had before α selection existed."""
+    fields = dict(run)
     for transient in ("device", "data_root", "download", "weight_path", "overrides", "pretrained"):
-        fields.pop(transient)
-    if not fields["ulira"]:  # runs without the audit keep the keys they had before it existed
-        fields.pop("ulira"), fields.pop("ulira_settings")
-    if fields.get("label") is None:  # keys of unlabelled runs stay as they were before variants existed
+        fields.pop(transient, None)
+    if not (audit and fields.get("ulira")):
+        fields.pop("ulira", None), fields.pop("ulira_settings", None)
+    if fields.get("label") is None:
         fields.pop("label", None)
-    cfg_fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("device", "progress")}
-    return run_key({**fields, "method": METHOD_ALIASES.get(spec.method, spec.method),
+    cfg_fields = {k: v for k, v in cfg.items() if k not in ("device", "progress")}
+    if "alpha" in cfg_fields and cfg_fields["alpha"] != "search":
+        cfg_fields = {k: v for k, v in cfg_fields.items() if not k.startswith("search_")}
+    if "reference" in cfg_fields:
+        cfg_fields["reference"] = effective_reference(SimpleNamespace(**cfg_fields))
+    return run_key({**fields, "method": METHOD_ALIASES.get(fields["method"], fields["method"]),
                     "cfg": cfg_fields, "checkpoint_sha256": checkpoint_sha})
+
+
+def unaudited_key(row: dict[str, Any]) -> str | None:
+    """For a row made with the U-LiRA audit, the key of the same run without it (the audit
+    adds metrics and changes nothing else); None for other rows."""
+    config = row.get("config") or {}
+    run, cfg = config.get("run") or {}, config.get("method")
+    if not run.get("ulira") or not isinstance(cfg, dict) or not row.get("checkpoint_sha256"):
+        return None
+    return key_from_fields(run, cfg, row["checkpoint_sha256"], audit=False)
 
 
 def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = False) -> dict[str, Any]:

@@ -106,6 +106,8 @@ def method_list(suite: dict[str, Any], cli: str | None) -> list[str]:
     from ssd.methods.registry import METHODS
 
     chosen = cli.split(",") if cli else suite.get("methods", "all")
+    if chosen == ["all"]:  # --methods all
+        chosen = "all"
     names = METHODS.names() if chosen == "all" else [n for n in chosen if n not in suite.get("variants", {})]
     for n in names:
         METHODS.get(n)

@@ -85,6 +85,23 @@ def test_claims_prefer_a_cold_time_field() -> None:
     assert [v.supported for v in result.verdicts if v.claim.startswith("much")] == [False]  # 2×, not 100×
 
 
+def test_cpu_paper_audits_every_method_on_the_first_seed_of_random_100_only() -> None:
+    """U-LiRA is on for the grid's random task (the 100-sample one; 1 % is 10 samples), for
+    every method, on seed 0 only, with the settings ulira-resnet.toml uses (same run keys)."""
+    import argparse
+
+    from ssd.suite import build_grid, load_suite
+
+    args = argparse.Namespace(seeds=None, methods="all", nets=None, device=None, data_root=None, download=False)
+    grid = build_grid(load_suite("cpu-paper"), args)
+    audited = [s for s in grid if s.ulira]
+    assert {(s.task, s.n_forget, s.seed, s.ulira) for s in audited} == {("random", 100, 0, 16)}
+    assert {s.method for s in audited} == {s.method for s in grid if s.task == "random"}
+    alone = build_grid(load_suite("ulira-resnet"), args)
+    assert [(s.method, s.ulira, s.ulira_settings, s.overrides) for s in alone] == [
+        (s.method, s.ulira, s.ulira_settings, s.overrides) for s in audited]
+
+
 def test_cpu_paper_suite_smoke(synthetic_mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                one_thread: None) -> None:
     """The committed suite file, shrunk: every task of it runs, rows carry width and subset."""
@@ -95,7 +112,7 @@ def test_cpu_paper_suite_smoke(synthetic_mnist_root: Path, tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     results = tmp_path / "cpu-paper.jsonl"
     shrink = ["--set", "width=4", "--set", "train_subset=200", "--set", "test_subset=100",
-              "--set", "retain_eval_size=100", "--set", "pretrain_epochs=1"]
+              "--set", "retain_eval_size=100", "--set", "pretrain_epochs=1", "--set", "ulira=0"]
     run_suite(["--suite", "cpu-paper", "--data-root", str(root), "--seeds", "0", "--methods", "baseline,ssd",
                "--results", str(results), "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--no-sweeps",
                "--no-report", *shrink])
@@ -118,3 +135,14 @@ def test_cpu_paper_suite_smoke(synthetic_mnist_root: Path, tmp_path: Path, monke
     with pytest.raises(UserError, match="width|options"):
         ensure_checkpoint(ckpt, "ResNet18", "FashionMNIST", "cpu", str(root), False, model_options={"width": 8},
                           train_subset=200, test_subset=100)
+
+
+def test_methods_all_on_the_command_line_means_every_registered_method() -> None:
+    """`--methods all` (as a suite file's `methods = "all"`), not a method called "all"."""
+    from ssd.methods.registry import METHODS
+    from ssd.suite import method_list
+
+    assert sorted(method_list({}, "all")) == sorted(METHODS.names())
+    assert method_list({"methods": ["ssd"]}, "all") == method_list({"methods": "all"}, None)
+    with pytest.raises(UserError, match="unknown method"):
+        method_list({}, "all,ssd")

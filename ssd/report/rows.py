@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ssd.experiment import key_from_fields, unaudited_key
 from ssd.results import read_rows
 
 Row = dict[str, Any]
@@ -26,22 +27,36 @@ def load_rows(source: RowsOrPaths) -> list[Row]:
 
     One run key, one row: a key seen twice (within a file or across files) is counted
     once, and stderr says how many were collapsed, so duplicates never pass for extra seeds.
+    A run recorded both with its U-LiRA audit and without it (a grid's cell and the same
+    cell audited, e.g. configs/suites/ulira-resnet.toml beside cpu-paper) is one run: the
+    audited row is kept, since the audit only adds metrics.
     """
-    if isinstance(source, (str, os.PathLike)):
-        return read_rows(source)
+    items = [source] if isinstance(source, (str, os.PathLike)) else source
     rows: list[Row] = []
-    for item in source:
-        if isinstance(item, dict):
-            rows.append(item)
-        else:
-            rows.extend(read_rows(item))
+    for item in items:
+        rows.extend([item] if isinstance(item, dict) else read_rows(item))
     unique: dict[Any, Row] = {}
     for i, r in enumerate(rows):
-        unique.setdefault(r.get("run_key") if isinstance(r.get("run_key"), str) else ("row", i), r)
+        unique.setdefault(identity(r) or ("row", i), r)
     if len(unique) < len(rows):
-        print(f"note: {len(rows) - len(unique)} duplicate row(s) (a run key seen twice) were counted once",
+        print(f"note: {len(rows) - len(unique)} duplicate row(s) (a run recorded twice) were counted once",
               file=sys.stderr)
-    return list(unique.values())
+    covered = {unaudited_key(r) for r in unique.values()} - {None}
+    kept = [r for k, r in unique.items() if k not in covered]
+    if len(kept) < len(unique):
+        print(f"note: {len(unique) - len(kept)} run(s) also recorded with their U-LiRA audit are shown once, "
+              "from the audited row", file=sys.stderr)
+    return kept
+
+
+def identity(row: Row) -> str | None:
+    """Which run a row records: its key recomputed from the config it stores (so a row written
+    before a change to what keys hold still matches its run), else its stored run_key."""
+    config = row.get("config") or {}
+    if not is_sweep(row) and isinstance(config.get("run"), dict) and isinstance(config.get("method"), dict) \
+            and row.get("checkpoint_sha256"):
+        return key_from_fields(config["run"], config["method"], row["checkpoint_sha256"])
+    return row.get("run_key") if isinstance(row.get("run_key"), str) else None
 
 
 def is_sweep(row: Row) -> bool:
