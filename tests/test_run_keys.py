@@ -66,16 +66,20 @@ def _row(spec: RunSpec, *, stored_key: str | None = None, **metrics: float) -> d
             "config": {"run": dataclasses.asdict(spec), "method": dataclasses.asdict(cfg)}}
 
 
-def test_report_shows_an_audited_run_once_from_its_audited_row(capsys: pytest.CaptureFixture[str]) -> None:
-    """The grid's cell and the same cell audited are one run (one seed, not two); another
-    seed, or an audit of a different run, is not collapsed."""
-    plain0, plain1 = _row(_spec(), Df=90.0), _row(_spec(seed=1), Df=80.0)
-    audited0 = _row(_spec(ulira=16), Df=90.0, ULiRA_auc=0.8)
-    other = _row(_spec(method="lfssd", ulira=16), ULiRA_auc=0.9)  # audits lfssd, not ssd
+def test_report_shows_an_audited_run_once_with_the_grids_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    """The grid's cell and the same cell audited are one run (one seed, not two), shown with the
+    grid's times (measured with the rest of its cell) and the audit's U-LiRA figures; another
+    seed, or an audit of a run the grid does not have, stays as it is."""
+    plain0, plain1 = _row(_spec(), Df=90.0, MethodTime=5.0), _row(_spec(seed=1), Df=80.0, MethodTime=6.0)
+    audited0 = _row(_spec(ulira=16), Df=90.0, MethodTime=1.0, ULiRA_auc=0.8)
+    audited0["details"] = {"ulira": {"score": [0.1]}}
+    other = _row(_spec(method="lfssd", ulira=16), ULiRA_auc=0.9)  # audits lfssd, which the grid lacks
     rows = load_rows([plain0, plain1, audited0, other])
-    assert [(r["method"], r["seed"], "ULiRA_auc" in r["metrics"]) for r in rows] == [
-        ("ssd", 1, False), ("ssd", 0, True), ("lfssd", 0, True)]
-    assert "U-LiRA audit are shown once" in capsys.readouterr().err
+    assert [(r["method"], r["seed"], r["metrics"]) for r in rows] == [
+        ("ssd", 0, {"Df": 90.0, "MethodTime": 5.0, "ULiRA_auc": 0.8}), ("ssd", 1, {"Df": 80.0, "MethodTime": 6.0}),
+        ("lfssd", 0, {"ULiRA_auc": 0.9})]
+    assert rows[0]["details"]["ulira"] == {"score": [0.1]} and rows[0]["run_key"] == plain0["run_key"]
+    assert "shown once" in capsys.readouterr().err
 
 
 def test_report_counts_a_row_with_a_stale_stored_key_once() -> None:

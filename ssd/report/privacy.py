@@ -93,7 +93,8 @@ def vulnerability_figure(rows: dict[str, Row], title: str, path: Path) -> Path |
     stack = np.stack([v[:n] for v in refs])
     x = np.linspace(0, 100, n)
     ax.fill_between(x, stack.min(0), stack.max(0), color="#bbbbbb", alpha=0.7, label="retrain (band)")
-    palette = iter(["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"] * 3)
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+    palette = iter([{"color": c, "ls": ls} for ls in ("-", "-.", (0, (5, 1, 1, 1, 1, 1))) for c in colours])
     low = float(stack.min())
     for m in order_methods(rows):
         if m == "retrain":
@@ -102,7 +103,7 @@ def vulnerability_figure(rows: dict[str, Row], title: str, path: Path) -> Path |
         low = min(low, float(s.min()) if s.size else low)
         style = ({"color": HIGHLIGHT, "lw": 2.4} if m == "ssd" else
                  {"color": "#7f0000", "lw": 2.0, "ls": "--"} if m == "lfssd" else
-                 {"color": "#555555", "lw": 1.4, "ls": ":"} if m == "baseline" else {"color": next(palette), "lw": 1.3})
+                 {"color": "#555555", "lw": 1.4, "ls": ":"} if m == "baseline" else {**next(palette), "lw": 1.3})
         ax.plot(np.linspace(0, 100, s.size), s, label=m, **style)
     ax.axhline(0, color="black", lw=0.6)
     ax.set_yscale("symlog", linthresh=1.0)  # a destroyed model's ratios reach 1e9; keep 0..±1 linear

@@ -27,9 +27,8 @@ def load_rows(source: RowsOrPaths) -> list[Row]:
 
     One run key, one row: a key seen twice (within a file or across files) is counted
     once, and stderr says how many were collapsed, so duplicates never pass for extra seeds.
-    A run recorded both with its U-LiRA audit and without it (a grid's cell and the same
-    cell audited, e.g. configs/suites/ulira-resnet.toml beside cpu-paper) is one run: the
-    audited row is kept, since the audit only adds metrics.
+    A run recorded both with its U-LiRA audit and without it (a grid's cell, and the same cell
+    audited by configs/suites/ulira-resnet.toml) is one run, shown once (`with_audit`).
     """
     items = [source] if isinstance(source, (str, os.PathLike)) else source
     rows: list[Row] = []
@@ -41,12 +40,23 @@ def load_rows(source: RowsOrPaths) -> list[Row]:
     if len(unique) < len(rows):
         print(f"note: {len(rows) - len(unique)} duplicate row(s) (a run recorded twice) were counted once",
               file=sys.stderr)
-    covered = {unaudited_key(r) for r in unique.values()} - {None}
-    kept = [r for k, r in unique.items() if k not in covered]
+    audits = {unaudited_key(r): r for r in unique.values()}
+    audits.pop(None, None)
+    kept = [with_audit(r, audits[k]) if k in audits else r for k, r in unique.items()
+            if unaudited_key(r) not in unique]
     if len(kept) < len(unique):
-        print(f"note: {len(unique) - len(kept)} run(s) also recorded with their U-LiRA audit are shown once, "
-              "from the audited row", file=sys.stderr)
+        print(f"note: {len(unique) - len(kept)} run(s) recorded both in a grid and with their U-LiRA audit are "
+              "shown once: the grid's row with the audit's figures", file=sys.stderr)
     return kept
+
+
+def with_audit(row: Row, audited: Row) -> Row:
+    """A grid's row with the U-LiRA figures of the same run audited elsewhere. Everything else
+    (accuracies, MIA, times) stays the grid's, so a cell's times are measured in one run."""
+    metrics = {**row.get("metrics", {}), **{k: v for k, v in audited.get("metrics", {}).items()
+                                            if k.startswith("ULiRA")}}
+    details = {**(row.get("details") or {}), "ulira": (audited.get("details") or {}).get("ulira")}
+    return {**row, "metrics": metrics, "details": details, "ulira_run_key": audited.get("run_key")}
 
 
 def identity(row: Row) -> str | None:
