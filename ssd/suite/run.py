@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ssd.errors import UserError, one_line, run_cli
-from ssd.suite_file import check_suite
+from ssd.errors import UserError, one_line
+from ssd.suite.file import check_suite
 from ssd.utils import REPO_ROOT
 
 TASK_MAINS = {"full_class": "forget_full_class_main", "sub_class": "forget_class_main",
@@ -349,7 +349,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         method_config(spec.method, spec)
     if args.dry_run:
         print_grid(grid)
-        from ssd.preflight import suite_needs
+        from ssd.suite.preflight import suite_needs
 
         needs = suite_needs(suite, grid, data_root=args.data_root, results=results, cache_dir=args.cache_dir,
                             report=report)
@@ -425,6 +425,3 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 def main(argv: Sequence[str] | None = None) -> None:
     run_suite(argv)
 
-
-if __name__ == "__main__":
-    sys.exit(run_cli(main))
