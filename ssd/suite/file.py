@@ -1,12 +1,16 @@
-"""What a suite file may say: checked up front, so a typo or a wrong type is one line, not a
-different experiment (`methds` used to run every method; `seeds = "0-2"` iterated characters)."""
+"""A suite file: found by name, read, checked up front (a typo or a wrong type is one line, not a
+different experiment: `methds` used to run every method; `seeds = "0-2"` iterated characters),
+and `--set KEY=VALUE` applied on top."""
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ssd.errors import UserError
+from ssd.errors import UserError, one_line
+from ssd.utils import REPO_ROOT
 
 TASKS = ("full_class", "sub_class", "random")
 # The keys a suite file may hold (a typo such as `methds` is refused, not ignored). Add new keys here.
@@ -58,3 +62,34 @@ def check_suite(suite: dict[str, Any], path: Path | str) -> None:
     methods = suite.get("methods", "all")
     if methods != "all" and not (isinstance(methods, list) and all(isinstance(m, str) for m in methods)):
         raise UserError(f"suite {path}: methods must be \"all\" or a list of names; got {methods!r}")
+
+
+def load_suite(name_or_path: str) -> dict[str, Any]:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = REPO_ROOT / "configs" / "suites" / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (REPO_ROOT / "configs" / "suites").glob("*.toml"))
+        raise UserError(f"no suite {name_or_path!r} (looked for {path}); known suites: {', '.join(known)}")
+    try:
+        with open(path, "rb") as f:
+            suite = tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"suite {path} is not valid TOML: {one_line(err)}") from None
+    check_suite(suite, path)
+    return suite
+
+
+def apply_sets(suite: dict[str, Any], sets: Sequence[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` on the suite command line replaces a top-level suite setting
+    (width, train_subset, test_subset, pretrain_epochs, retain_eval_size…)."""
+    from ssd.cli import parse_sets
+
+    over = parse_sets(sets)
+    tables = sorted(k for k in over if isinstance(suite.get(k), (dict, list)))
+    if tables:
+        raise UserError(f"--set cannot replace the suite's tables {tables}; edit the suite file")
+    merged = {**suite, **over}
+    if over:
+        check_suite(merged, "(after --set)")
+    return merged

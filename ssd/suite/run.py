@@ -1,273 +1,23 @@
-"""The grid driver behind MAIN_run_experiments.sh: task × class × method × seed from a suite file.
+"""The suite's runner (`python -m ssd.suite`, what MAIN_run_experiments.sh calls): runs a
+suite file's grid and sweeps on a backend.
 
-Loads data and checkpoints once per task (a Session), pretrains missing checkpoints,
-skips runs already in the results file (a killed suite resumes), shows a progress bar
-over the grid, and ends with a mean ± std table.
+Pretrains missing checkpoints, skips runs already in the results file (a killed suite
+resumes), shows a progress bar over the grid, and ends with a mean ± std table and the report.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ssd.errors import UserError, one_line
-from ssd.suite.file import check_suite
-from ssd.utils import REPO_ROOT
-
-TASK_MAINS = {"full_class": "forget_full_class_main", "sub_class": "forget_class_main",
-              "random": "forget_random_main"}
-# retrain first, so later methods of the same cell (baseline too) get the activation distance to it
-FIRST = ("retrain", "baseline")
-
-
-def load_suite(name_or_path: str) -> dict[str, Any]:
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = REPO_ROOT / "configs" / "suites" / f"{name_or_path}.toml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (REPO_ROOT / "configs" / "suites").glob("*.toml"))
-        raise UserError(f"no suite {name_or_path!r} (looked for {path}); known suites: {', '.join(known)}")
-    try:
-        with open(path, "rb") as f:
-            suite = tomllib.load(f)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"suite {path} is not valid TOML: {one_line(err)}") from None
-    check_suite(suite, path)
-    return suite
-
-
-def parse_seeds(text: str) -> list[int]:
-    """`1-5`, `0,3,7` or a mix."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        a, _, b = part.strip().partition("-")
-        try:
-            seeds.extend(range(int(a), int(b) + 1) if b else [int(a)])
-        except ValueError:
-            raise UserError(f"--seeds expects whole numbers like 1-5 or 0,3,7; got {text!r}") from None
-    if not seeds:
-        raise UserError(f"--seeds {text!r} names no seed (is the range backwards?)")
-    return seeds
-
-
-def suite_seeds(suite: dict[str, Any], args: argparse.Namespace) -> list[int]:
-    """`--seeds` if given, else the suite's."""
-    return parse_seeds(args.seeds) if args.seeds else list(suite.get("seeds", [0]))
-
-
-def checkpoint_for(suite: dict[str, Any], net: str, dataset: str) -> str:
-    """The suite's checkpoint path for net/dataset, else where pretrain_model.py puts it.
-    A path may name the suite's data and model settings, e.g. `…-w{width}-n{train_subset}/best.pt`,
-    so a `--set width=64` run pretrains and uses its own checkpoint."""
-    path = suite.get("checkpoints", {}).get(f"{net}/{dataset}", f"checkpoints/{net}-{dataset}-seed0/best.pt")
-    try:
-        return path.format(**{k: v for k, v in suite.items() if not isinstance(v, (dict, list))})
-    except (KeyError, IndexError, ValueError) as err:
-        raise UserError(f"checkpoint path {path!r} names {err} which the suite does not set") from None
-
-
-def net_options(suite: dict[str, Any], net: str) -> dict[str, Any]:
-    """The suite's architecture settings that `net` takes (`width = 16` applies to ResNet18 only)."""
-    from models import MODELS
-
-    return {k: suite[k] for k in MODELS.get(net).options if k in suite}
-
-
-def apply_sets(suite: dict[str, Any], sets: Sequence[str]) -> dict[str, Any]:
-    """`--set KEY=VALUE` on the suite command line replaces a top-level suite setting
-    (width, train_subset, test_subset, pretrain_epochs, retain_eval_size…)."""
-    from ssd.cli import parse_sets
-
-    over = parse_sets(sets)
-    tables = sorted(k for k in over if isinstance(suite.get(k), (dict, list)))
-    if tables:
-        raise UserError(f"--set cannot replace the suite's tables {tables}; edit the suite file")
-    merged = {**suite, **over}
-    if over:
-        check_suite(merged, "(after --set)")
-    return merged
-
-
-def pretrain_settings(suite: dict[str, Any], net: str) -> dict[str, Any]:
-    """What a missing checkpoint is pretrained with, beyond net and dataset."""
-    return {"model_options": net_options(suite, net), "train_subset": suite.get("train_subset"),
-            "test_subset": suite.get("test_subset"), "epochs": suite.get("pretrain_epochs"),
-            "pretrained": suite.get("pretrained", {}).get(net)}
-
-
-def method_list(suite: dict[str, Any], cli: str | None) -> list[str]:
-    import ssd.methods  # noqa: F401
-    from ssd.methods.registry import METHODS
-
-    chosen = cli.split(",") if cli else suite.get("methods", "all")
-    if chosen == ["all"]:  # --methods all
-        chosen = "all"
-    names = METHODS.names() if chosen == "all" else [n for n in chosen if n not in suite.get("variants", {})]
-    for n in names:
-        METHODS.get(n)
-    return sorted(names, key=lambda n: (FIRST.index(n) if n in FIRST else len(FIRST), names.index(n)))
-
-
-def grid_methods(suite: dict[str, Any], cli: str | None) -> list[tuple[str | None, str, dict[str, Any]]]:
-    """(label, method, settings) per grid column: the methods, then the suite's `[variants]`
-    (`"ssd@auto" = {method = "ssd", alpha = "auto"}`: the method with settings on top of its
-    method_settings, reported as its own row under the label). `--methods` may name labels."""
-    from ssd.methods.registry import METHODS
-
-    settings = suite.get("method_settings", {})
-    out: list[tuple[str | None, str, dict[str, Any]]] = [(None, m, dict(settings.get(m, {})))
-                                                          for m in method_list(suite, cli)]
-    for label, v in suite.get("variants", {}).items():
-        if cli and label not in cli.split(","):
-            continue
-        if not isinstance(v, dict) or "method" not in v:
-            raise UserError(f"suite variant {label!r} needs a method, e.g. {{method = \"ssd\", alpha = \"auto\"}}")
-        METHODS.get(v["method"])
-        extra = {k: x for k, x in v.items() if k != "method"}
-        out.append((label, v["method"], {**settings.get(v["method"], {}), **extra}))
-    return out
-
-
-def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root: str | None,
-                      download: bool, progress: bool = True, pretrained: str | None = None,
-                      model_options: dict[str, Any] | None = None, train_subset: int | None = None,
-                      test_subset: int | None = None, epochs: int | None = None) -> None:
-    """Pretrain a missing checkpoint. An existing one made with other architecture or data
-    settings than the suite asks for is refused (its rows would be mislabelled); one from an
-    unfinished pretraining (a killed run of an older version) is pretrained again: a
-    half-trained model never stands in for a finished one."""
-    if path.is_file():
-        from ssd.checkpoint import model_options as options_of
-        from ssd.checkpoint import read_checkpoint, unfinished
-
-        _, meta = read_checkpoint(path)
-        have = (options_of(meta), (meta.get("data_subset") or {}).get("train"), (meta.get("data_subset") or {}).get("test"))
-        want = (dict(model_options or {}), train_subset or None, test_subset or None)
-        if meta and have != want:
-            raise UserError(f"checkpoint {path} was made with options/train/test subset {have}, the suite asks for "
-                            f"{want}: name the settings in the suite's checkpoint path or delete the file")
-        why = unfinished(path, meta)
-        if why is None:
-            return
-        print(f"[suite] {path} is not used: {why}; pretraining it again", file=sys.stderr)
-    from ssd.train import pretrain
-
-    print(f"[suite] pretraining {net} on {dataset} → {path.parent}", file=sys.stderr)
-    res = pretrain(net, dataset, data_root=data_root, download=download, seed=0, device=device,
-                   out=path.parent, pretrained=pretrained, progress=progress, model_options=model_options,
-                   train_subset=train_subset, test_subset=test_subset, epochs=epochs,
-                   log=lambda s: print(f"[pretrain] {s}", file=sys.stderr))
-    if path.name not in ("best.pt", "last.pt"):
-        (path.parent / "best.pt").rename(path)
-    mem = res.extra.get("best", {})
-    print(f"[suite] {net}/{dataset} test accuracy {res.best_acc:.2f}%, train (eval mode) "
-          f"{mem.get('train_eval_acc', float('nan')):.2f}%", file=sys.stderr)
-
-
-def suite_protocol(suite: dict[str, Any]) -> dict[str, str]:
-    """The suite's `protocol = "authors"|"ours"` key as a setting of every method ({} if absent)."""
-    if "protocol" not in suite:
-        return {}
-    from ssd.methods.protocol import check_protocol
-
-    check_protocol(suite["protocol"])
-    return {"protocol": suite["protocol"]}
-
-
-def ulira_shadows(suite: dict[str, Any], task: dict[str, Any]) -> int:
-    """U-LiRA's shadow count for a task (0: off, the default): the task's `ulira`, else the
-    suite's top-level `ulira`, which applies to random tasks only. Audited on the first seed."""
-    value = task.get("ulira", suite.get("ulira", 0) if task["task"] == "random" else 0)
-    if value and task["task"] != "random":
-        raise UserError(f"ulira = {value} on a {task['task']} task: U-LiRA audits the random task only")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UserError(f"ulira must be a number of shadow models (even, >= 4) or 0, got {value!r}")
-    if value:
-        from ssd.privacy.audit import UliraSettings
-
-        UliraSettings.from_dict(value, dict(task.get("ulira_settings", suite.get("ulira_settings", {}))))
-        if value % 2 or value < 4:
-            raise UserError(f"ulira = {value}: U-LiRA needs an even number of at least 4 shadow models")
-    return value
-
-
-def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
-    from ssd.cli import method_overrides
-    from ssd.experiment import RunSpec
-    from ssd.methods.registry import METHODS
-
-    seeds = suite_seeds(suite, args)
-    methods = grid_methods(suite, args.methods)
-    device = args.device or suite.get("device", "cpu")
-    grid = []
-    for net in args.nets.split(",") if args.nets else suite.get("nets", ["ConvNet"]):
-        for task in suite["tasks"]:
-            table = importlib.import_module(TASK_MAINS[task["task"]]).SSD_PARAMS
-            ckpt = Path(checkpoint_for(suite, net, task["dataset"]))
-            for cls in task.get("classes", [None]):
-                for seed in seeds:
-                    audit = ulira_shadows(suite, task) if seed == seeds[0] else 0
-                    audit_settings = dict(task.get("ulira_settings", suite.get("ulira_settings", {})))
-                    for label, method, settings in methods:
-                        if task["task"] not in METHODS.get(method).tasks:
-                            continue
-                        over = method_overrides(method, net, table, None, None, None,
-                                                {**suite_protocol(suite), **settings,
-                                                 **task.get("method_settings", {}).get(method, {})})  # a task's own win
-                        grid.append(RunSpec(
-                            task=task["task"], net=net, dataset=task["dataset"], weight_path=str(ckpt),
-                            method=method, forget_class=cls, n_forget=task.get("n_forget", 100), seed=seed,
-                            device=device, batch_size=suite.get("batch_size"), data_root=args.data_root,
-                            download=args.download, retain_eval_size=suite.get("retain_eval_size", 5000),
-                            overrides=over, pretrained=suite.get("pretrained", {}).get(net),
-                            ulira=audit, ulira_settings=audit_settings, label=label,
-                        ))
-    return grid
-
-
-def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, done: frozenset[str], shas: dict[str, str],
-               device: str) -> list[Any]:
-    """The suite's `[[sweeps]]` (α or λ grids on one forget request) as jobs, run after the
-    grid's. They resume point by point: a sweep whose points are all recorded is skipped, and
-    a job computes only the points not recorded yet (its `done`)."""
-    from ssd.backends.jobs import SweepPayload, sweep_job
-    from ssd.experiment import RunSpec
-    from ssd.results import run_key
-    from ssd.sweep import DEFAULT_METHODS, sweep_keys
-    from ssd.utils import sha256_file
-
-    seed = suite_seeds(suite, args)[0]
-    jobs = []
-    for sw in suite.get("sweeps", []):
-        net = sw.get("net", (suite.get("nets") or ["ConvNet"])[0])
-        ckpt = checkpoint_for(suite, net, sw["dataset"])
-        ensure_checkpoint(Path(ckpt), net, sw["dataset"], device, args.data_root, args.download,
-                          progress=not args.no_progress, **pretrain_settings(suite, net))
-        shas.setdefault(ckpt, sha256_file(ckpt))
-        sweep_id = run_key({**sw, "net": net, "seed": seed, "checkpoint_sha256": shas[ckpt]})
-        spec = RunSpec(task=sw["task"], net=net, dataset=sw["dataset"], weight_path=ckpt, method="ssd",
-                       forget_class=sw.get("forget_class"), n_forget=sw.get("n_forget", 100), seed=seed,
-                       device=device, data_root=args.data_root, download=args.download,
-                       retain_eval_size=suite.get("retain_eval_size", 5000),
-                       overrides={**suite_protocol(suite), **sw.get("set", {})})
-        base = sw.get("baseline_alphas")
-        if set(sweep_keys(spec, shas[ckpt], sw.get("alphas", [10.0]), sw.get("lambdas", [1.0]),
-                          sw.get("methods", DEFAULT_METHODS), base)) <= done:
-            continue  # every point recorded
-        print(f"[suite] sweep {sw['task']} {sw['dataset']} {sw.get('forget_class') or ''}: "
-              f"alphas {sw.get('alphas')} lambdas {sw.get('lambdas', [1.0])} (recorded points are skipped)",
-              file=sys.stderr)
-        jobs.append(sweep_job(SweepPayload(
-            spec, alphas=tuple(sw.get("alphas", [10.0])), lambdas=tuple(sw.get("lambdas", [1.0])),
-            methods=tuple(sw.get("methods", DEFAULT_METHODS)), baseline_alphas=None if base is None else tuple(base),
-            suite_sweep=sweep_id, done=done), sweep_id))
-    return jobs
+from ssd.errors import UserError
+from ssd.suite.checkpoints import ensure_checkpoint, pretrain_settings
+from ssd.suite.file import apply_sets, load_suite
+from ssd.suite.grid import build_grid, print_grid, sweep_jobs
 
 
 def check_outputs(args: argparse.Namespace, results: Path, report: Path | None, grid: list[Any]) -> None:
@@ -281,19 +31,6 @@ def check_outputs(args: argparse.Namespace, results: Path, report: Path | None, 
     for path in {Path(s.weight_path) for s in grid}:
         if not path.is_file():
             check_writable(path, "checkpoint")
-
-
-def print_grid(grid: list[Any]) -> None:
-    """What a suite would run: runs per task × dataset × method, and each checkpoint's state."""
-    from collections import Counter
-
-    counts = Counter((s.task, s.dataset, s.net, s.label or s.method) for s in grid)
-    for (task, dataset, net, method), n in sorted(counts.items()):
-        print(f"{task:10} {dataset:12} {net:9} {method:16} {n:5d} runs")
-    for net, dataset, path in sorted({(s.net, s.dataset, s.weight_path) for s in grid}):
-        state = "present" if Path(path).is_file() else "missing (pretrained first)"
-        print(f"checkpoint {net}/{dataset}: {path} — {state}")
-    print(f"{len(grid)} runs in total on {grid[0].device if grid else '-'}")
 
 
 def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -424,4 +161,3 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     run_suite(argv)
-
