@@ -261,10 +261,30 @@ def test_cache_and_retrained_reference_survive_concurrent_writers(tmp_path: Path
     assert list(tmp_path.glob("*.tmp")) == [] and list(tmp_path.glob(".*.tmp")) == []
 
 
-def test_dependency_order_puts_each_job_after_the_one_it_waits_for() -> None:
-    def job(key: str, after: str | None = None) -> Job:
-        return Job(key=key, label=key, cell=key, fn=echo_or_raise, payload=key, after=after)
+def _job(key: str, after: str | None = None) -> Job:
+    return Job(key=key, label=key, cell=key, fn=echo_or_raise, payload=key, after=after)
 
-    order = dependency_order([job("base", after="retrain"), job("retrain"), job("ssd", after="retrain"),
-                              job("other", after="gone")])
+
+def test_dependency_order_puts_each_job_after_the_one_it_waits_for() -> None:
+    order = dependency_order([_job("base", after="retrain"), _job("retrain"), _job("ssd", after="retrain"),
+                              _job("other", after="gone")])
     assert [j.key for j in order] == ["retrain", "base", "ssd", "other"]
+
+
+@pytest.mark.parametrize("backend", ["serial", "ray"])
+def test_a_retrain_ends_before_its_splits_other_methods_start(backend: str, request: pytest.FixtureRequest) -> None:
+    """Both backends order from one function (ssd.backends.base.dependencies): a method that waits
+    for its split's retrain starts only after that retrain has ended, though it comes first in the
+    list; a job waiting for a job not in the list still runs. Catches a backend that starts jobs
+    in list order (or all at once, on Ray) and one that drops a job whose `after` never comes."""
+    if backend == "ray":
+        request.getfixturevalue("local_ray")
+    jobs = [_job("base", after="retrain"), _job("retrain"), _job("ssd", after="retrain"), _job("other", after="gone")]
+    runner = make_backend(backend)
+    try:
+        events = [(kind, job.key) for kind, job, _ in runner.run(jobs)]
+    finally:
+        runner.close()
+    assert sorted(k for kind, k in events if kind == "end") == ["base", "other", "retrain", "ssd"]
+    for waiter in ("base", "ssd"):
+        assert events.index(("start", waiter)) > events.index(("end", "retrain")), events

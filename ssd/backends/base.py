@@ -75,14 +75,25 @@ def execute(job: Job, session: Any) -> Outcome:
     return Outcome("done", rows=rows, worker=worker, loaded=len(getattr(session, "_data", {})))
 
 
-def dependency_order(jobs: Sequence[Job]) -> list[Job]:
-    """`jobs` reordered so that each runs after its `after` (when that job is in the list);
-    otherwise the given order is kept."""
+def dependencies(jobs: Sequence[Job]) -> tuple[list[Job], dict[str, list[Job]]]:
+    """(the jobs free to start, in the given order; job key -> the jobs waiting for it to end, in
+    order). A job waits only for an `after` that is in `jobs` (and is not itself). Both
+    backends order from this: serial by :func:`dependency_order`, Ray as jobs end."""
     keys = {j.key for j in jobs}
+    free: list[Job] = []
     waiting: dict[str, list[Job]] = {}
     for j in jobs:
         if j.after in keys and j.after != j.key:
             waiting.setdefault(j.after, []).append(j)
+        else:
+            free.append(j)
+    return free, waiting
+
+
+def dependency_order(jobs: Sequence[Job]) -> list[Job]:
+    """`jobs` reordered so that each runs after its `after` (when that job is in the list), the
+    jobs waiting for one right after it; otherwise the given order is kept."""
+    free, waiting = dependencies(jobs)
     out: list[Job] = []
 
     def take(job: Job) -> None:
@@ -90,9 +101,8 @@ def dependency_order(jobs: Sequence[Job]) -> list[Job]:
         for dep in waiting.pop(job.key, []):
             take(dep)
 
-    for j in jobs:
-        if not (j.after in keys and j.after != j.key):
-            take(j)
+    for j in free:
+        take(j)
     for rest in waiting.values():  # a cycle or a dangling chain: run them anyway, last
         out.extend(rest)
     return out

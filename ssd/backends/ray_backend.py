@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ssd.backends.base import Event, Job, Outcome, execute, on_device
+from ssd.backends.base import Event, Job, Outcome, dependencies, execute, on_device
 from ssd.errors import UserError, one_line
 from ssd.utils import REPO_ROOT
 
@@ -111,11 +111,8 @@ class RayBackend:
         ray = self._connect()
         remote = ray.remote(max_calls=0)(_remote_execute)  # 0: GPU workers are kept too (Ray's GPU default is 1)
         ctx = {"cwd": os.getcwd(), "cache_dir": self.cache_dir}
-        keys = {j.key for j in jobs}
-        waiting: dict[str, list[Job]] = {}
-        ready: deque[Job] = deque()
-        for j in jobs:
-            (waiting.setdefault(j.after, []) if j.after in keys and j.after != j.key else ready).append(j)
+        free, waiting = dependencies(jobs)  # as the serial backend's order: a job waits for its `after`
+        ready: deque[Job] = deque(free)
         inflight: dict[Any, Job] = {}
         slots, checked = self._slots(jobs[0]), time.monotonic()
         while ready or inflight:
