@@ -2,33 +2,39 @@
 
 from __future__ import annotations
 
+import math
 import netrc
 import os
 from pathlib import Path
 from typing import Any
+
+from ssd.report.rows import cold_time
 
 # Our metrics whose names are also authors' wandb keys with another meaning are logged
 # under these names, so that the authors' keys keep the authors' meanings.
 OURS_RENAMED = {"Df": "DfTrain", "ZRF": "ZRF_DfTrain", "MethodTime": "MethodTimeRun"}
 
 
-def authors_metrics(metrics: dict[str, Any], task: str | None) -> dict[str, Any]:
+def authors_metrics(row: dict[str, Any]) -> dict[str, Any]:
     """The authors' wandb keys with their meanings (if-loops/selective-synaptic-dampening,
     src/forget_*_main.py `wandb.log` and `get_metric_scores` in forget_*_strategies.py):
     Df and ZRF on forget_valid_dl — the forget class's *test* images in the class tasks, the
     forgotten *training* samples in the random task (`forget_valid_dl = forget_train_dl`);
     RetainTestAcc on retain_valid_dl (the whole test set in the random task: our DrTest there);
-    MethodTime with D's importances computed, as their code does every run (our cold time;
+    MethodTime with D's importances computed, as their code does every run (our cold time,
+    ssd.report.rows.cold_time; left out where unknown, never replaced by the cached time;
     theirs also included the metric computation, which their comment says to deduct).
     Our ZRF keeps our normalisation (docs/departures.md)."""
-    class_task = task != "random"
+    metrics = row.get("metrics") or {}
+    class_task = row.get("task") != "random"
+    cold = cold_time(row)
     chosen = {
         "TestAcc": metrics.get("TestAcc"),
         "RetainTestAcc": metrics.get("DrTest"),
         "Df": metrics.get("DfTest") if class_task else metrics.get("Df"),
         "MIA": metrics.get("MIA"),
         "ZRF": metrics.get("ZRF_DfTest") if class_task else metrics.get("ZRF"),
-        "MethodTime": metrics.get("MethodTimeCold", metrics.get("MethodTime")),
+        "MethodTime": None if math.isnan(cold) else cold,
     }
     chosen["DfPaper"] = chosen["Df"]  # the name earlier rows and reports used for it
     return {k: v for k, v in chosen.items() if v is not None}
@@ -40,7 +46,7 @@ def wandb_payload(row: dict[str, Any]) -> dict[str, Any]:
     metrics = {k: v for k, v in row.get("metrics", {}).items() if v is not None}
     ours = {OURS_RENAMED.get(k, k): v for k, v in metrics.items()}
     # TestAcc and MIA mean the same on both sides; every other authors' key wins over ours.
-    return {**ours, **authors_metrics(metrics, row.get("task"))}
+    return {**ours, **authors_metrics(row)}
 
 
 def wandb_mode() -> str:

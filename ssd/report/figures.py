@@ -14,7 +14,16 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ssd.report.rows import Row, class_label, class_names, df_key, metric, order_methods, output_class
+from ssd.report.rows import (
+    Row,
+    class_label,
+    class_names,
+    cold_time,
+    df_key,
+    metric,
+    order_methods,
+    output_class,
+)
 from ssd.summary import mean_std
 
 BEFORE_COLOR, AFTER_COLOR, HIGHLIGHT = "#8c8c8c", "#1f77b4", "#d62728"
@@ -271,13 +280,14 @@ TIME_FLOOR = 1e-3  # seconds: below this a method did no training (baseline, the
 
 def time_figure(rows: Sequence[Row], path: Path) -> Path | None:
     """Method wall-clock time per method on a log axis (pooled over forget classes and seeds): the
-    cold time (SSD with D's importances computed, even where this run read them from the cache);
-    methods under `TIME_FLOOR` are left out and named in the title."""
+    cold time (ssd.report.rows.cold_time: SSD with D's importances computed, even where this run
+    read them from the cache); methods under `TIME_FLOOR`, and methods none of whose rows shows
+    a cold time, are left out and named in the title."""
     methods = order_methods(r["method"] for r in rows)
-    key = {id(r): "MethodTimeCold" if "MethodTimeCold" in r.get("metrics", {}) else "MethodTime" for r in rows}
-    stats = {m: mean_std([metric(r, key[id(r)]) for r in rows if r["method"] == m]) for m in methods}
-    left_out = [m for m in methods if not stats[m][0] >= TIME_FLOOR]
-    methods = [m for m in methods if m not in left_out]
+    stats = {m: mean_std([cold_time(r) for r in rows if r["method"] == m]) for m in methods}
+    unknown = [m for m in methods if math.isnan(stats[m][0])]
+    left_out = [m for m in methods if m not in unknown and not stats[m][0] >= TIME_FLOOR]
+    methods = [m for m in methods if m not in left_out and m not in unknown]
     if not methods:
         return None
     means = np.array([stats[m][0] for m in methods])
@@ -297,6 +307,7 @@ def time_figure(rows: Sequence[Row], path: Path) -> Path | None:
     ax.set_xlabel("Method wall-clock time, cold (s, log scale); error bars = std over runs")
     r0 = rows[0]
     note = f"\nleft out (under {TIME_FLOOR * 1000:g} ms, nothing trained): {', '.join(left_out)}" if left_out else ""
+    note += f"\nleft out (no cold time in the rows): {', '.join(unknown)}" if unknown else ""
     ax.set_title(f"Method time — {str(r0.get('task')).replace('_', '-')} · {r0.get('net')}/{r0.get('dataset')}{note}",
                  fontsize=10)
     return save(fig, path)

@@ -211,8 +211,8 @@ def _methods_section(page: Page, runs: list[Row], out: Path) -> None:
         path = F.time_figure(members, out / "figures" / f"time_{slug(task, dataset, net)}.png")
         if path is not None:
             page.img(path, out, "Method wall-clock time (log scale), pooled over forget classes and seeds; "
-                     f"methods under {F.TIME_FLOOR * 1000:g} ms (nothing trained) are left out and named in the "
-                     "title. Times on a shared machine: compare ratios within one run.")
+                     f"methods under {F.TIME_FLOOR * 1000:g} ms (nothing trained), or whose rows show no cold time, "
+                     "are left out and named in the title. Times on a shared machine: compare ratios within one run.")
 
 
 def _before_after_section(page: Page, runs: list[Row], out: Path, run_key: str | None) -> None:

@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ssd.report.rows import Row, class_label, df_key, order_methods, slug
+from ssd.report.rows import COLD_TIME, Row, class_label, df_key, order_methods, slug, with_cold_time
 from ssd.report.verdicts import Verdict, verdicts
 from ssd.report.verdicts import legend as flag_rules
 from ssd.summary import fmt, summarize
 
 # (column label, how many decimals) per shown metric; "Df" resolves per task (see df_key).
-# "Time (s)" is the cold time (D's importances included even when they came from the cache);
-# "Cached (s)" is this run's MethodTime beside it (they differ only for SSD runs with a cache hit).
+# "Time (s)" is the cold time (ssd.report.rows.cold_time: D's importances included even when they
+# came from the cache; "–" where unknown); "Cached (s)" is this run's MethodTime beside it (they
+# differ only for SSD runs with a cache hit).
 COLUMNS: tuple[tuple[str, int], ...] = (("Dr", 2), ("Df", 2), ("MIA", 3), ("ZRF", 3), ("Time (s)", 3),
                                         ("Cached (s)", 3))
 # The stronger attacks and the distance to the retrained model: a second table per task.
@@ -32,7 +33,7 @@ LATEX_LABELS = {"Dr": "$D_r$", "Df": "$D_f$", "MIA": "MIA", "ZRF": "ZRF", "Time 
 SUMMARY_METRICS = ("DrTest", "DfTest", "Df", "DrTrain", "TestAcc", "MIA", "MIA_loss_auc", "MIA_conf_auc",
                    "MIA_loss_tpr@1%", "MIA_conf_tpr@1%", "ZRF", "ActDist", "DfLoss", "DrTestLoss", "MethodTime",
                    "MethodTimeCold")
-METRIC_OF = {"Dr": "DrTest", "MIA": "MIA", "ZRF": "ZRF", "Time (s)": "MethodTimeCold", "Cached (s)": "MethodTime",
+METRIC_OF = {"Dr": "DrTest", "MIA": "MIA", "ZRF": "ZRF", "Time (s)": COLD_TIME, "Cached (s)": "MethodTime",
              "Loss AUC": "MIA_loss_auc",
              "Conf AUC": "MIA_conf_auc", "Loss TPR@1%": "MIA_loss_tpr@1%", "Conf TPR@1%": "MIA_conf_tpr@1%",
              "ActDist": "ActDist"}
@@ -42,12 +43,6 @@ FLAG = "Flag"  # the verdict column of the main table (ssd.report.verdicts)
 def metric_key(label: str, task: str) -> str:
     """The row metric behind a column label for this task."""
     return df_key(task) if label == "Df" else METRIC_OF[label]
-
-
-def with_cold_time(row: Row) -> Row:
-    """Rows written before MethodTimeCold existed: their MethodTime is the best cold figure known."""
-    m = row.get("metrics", {})
-    return row if "MethodTimeCold" in m else {**row, "metrics": {**m, "MethodTimeCold": m.get("MethodTime")}}
 
 
 @dataclass
@@ -231,7 +226,8 @@ def to_latex(t: Table) -> str:
 def summary_csv(rows: Sequence[Row]) -> str:
     """Every group and metric in one long CSV (for scripts rather than readers)."""
     group = ("task", "dataset", "net", "forget_class_name", "method")
-    rows = [{**r, "forget_class_name": class_label(r)} for r in rows]  # "random" rather than an empty class
+    # "random" rather than an empty class; the cold time by the one rule (ssd.report.rows.cold_time)
+    rows = [{**with_cold_time(r), "forget_class_name": class_label(r)} for r in rows]
     summary = summarize(rows, group_by=group, metrics=SUMMARY_METRICS)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
