@@ -51,6 +51,7 @@ def _row(task: str, method: str, cls: int | None, seed: int, values: tuple[float
     metrics.update({"DrTrain": 99.0, "TestAcc": 91.0, "DfLoss": 2.0, "DrTestLoss": 0.3,
                     "MIA_loss_auc": 0.5 + values[3] / 4, "MIA_conf_auc": 0.5 + values[3] / 5,
                     "MIA_loss_tpr@1%": values[3] / 10, "MIA_conf_tpr@1%": values[3] / 20})
+    metrics.update({"MethodTimeCold": values[5], "DCacheHit": False if method == "ssd" else None})  # nothing cached
     if method != "baseline":
         metrics["ActDist"] = 0.1
     forgot = method != "baseline" and cls is not None
