@@ -5,7 +5,9 @@
 Reads result rows (suite runs; sweep rows are skipped), groups them by task × method label
 (`ssd`, `ssd@auto`, `ssd@search`, …; baseline and retrain rows are shown as references when
 present) and prints mean ± std over seeds and forget classes of Df (forget-train), DfTest,
-DrTest, MIA and MethodTime, with the α each mode chose (mean, min–max) and, for `search`,
+DrTest, MIA, the cold time (ssd.report.rows.cold_time: D's importances computed even where
+the run read them from the cache; "–" where a row does not show it) and this run's cached
+MethodTime beside it, with the α each mode chose (mean, min–max) and, for `search`,
 how often each branch of its rule decided (met / closest / budget_exceeded).
 """
 
@@ -22,10 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ssd.errors import run_cli  # noqa: E402
+from ssd.report.rows import with_cold_time  # noqa: E402
 from ssd.results import read_rows  # noqa: E402
 from ssd.summary import fmt, mean_std  # noqa: E402
 
-METRICS = ("Df", "DfTest", "DrTest", "MIA", "MethodTime")
+METRICS = ("Df", "DfTest", "DrTest", "MIA", "MethodTimeCold", "MethodTime")
 SHOWN = ("baseline", "retrain")
 
 
@@ -38,7 +41,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         if keep(r):
-            groups[(r["task"], r["method"])].append(r)
+            groups[(r["task"], r["method"])].append(with_cold_time(r))
     out = []
     for task in sorted({t for t, _ in groups}):
         out += [f"### {task}", "", "| method | n | α chosen | " + " | ".join(METRICS) + " | search branch |",
@@ -50,7 +53,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             alphas = [r["method_stats"]["alpha"] for r in members if r.get("method_stats")]
             a_mean, _ = mean_std(alphas)
             a_txt = "–" if not alphas else f"{a_mean:.3g} ({min(alphas):.3g}–{max(alphas):.3g})"
-            cells = [fmt(*mean_std([r["metrics"].get(k) for r in members]), 3 if k == "MethodTime" else 2)
+            cells = [fmt(*mean_std([r["metrics"].get(k) for r in members]), 3 if k.startswith("MethodTime") else 2)
                      for k in METRICS]
             branches = Counter((r.get("method_stats") or {}).get("alpha_select", {}).get("branch")
                                for r in members if ((r.get("method_stats") or {}).get("alpha_select") or {})
