@@ -214,7 +214,7 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
 
         print(describe(choice))
     m = row["metrics"]
-    keys = ("DrTest", "DfTest", "Df", "DrTrain", "TestAcc", "MIA", "ZRF", "MethodTime") + (
+    keys = ("DrTest", "DfTest", "Df", "DrTrain", "TestAcc", "MIA", "ZRF", "MethodTime", "MethodTimeCold") + (
         ("ULiRA_auc", "ULiRA_acc", "ULiRA_tpr@1%") if args.ulira else ())
     print(json.dumps({k: None if m.get(k) is None else round(float(m[k]), 4) for k in keys}))
     print(f"appended to {args.results} (run_key {row['run_key']})")
