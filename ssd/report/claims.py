@@ -44,7 +44,7 @@ class Verdict:
     claim: str
     method: str
     cell: str
-    supported: bool | None  # None: not decidable (a reference row is missing)
+    supported: bool | None  # None: not decidable (a reference row or a cold time is missing)
     value: str
     reference: str
     note: str = ""
@@ -81,11 +81,10 @@ def _stat(rows: Sequence[Row], key: str, scale: float = 1.0) -> _Stat:
 
 
 def _closeness(claim: str, method: str, cell: str, label: str, mine: _Stat, ref: _Stat, base: _Stat,
-               tol: float, digits: int = 2) -> Verdict:
+               tol: float) -> Verdict:
     """A claim that the method's mean lies within ±`tol` of retrain's (`ref`); `base` is shown beside it."""
     ok = None if math.isnan(mine.mean) or math.isnan(ref.mean) else abs(mine.mean - ref.mean) <= tol
-    return Verdict(claim, method, cell, ok, f"{label} {mine.text(digits)}",
-                   f"retrain {ref.text(digits)}; original {base.text(digits)}",
+    return Verdict(claim, method, cell, ok, f"{label} {mine.text()}", f"retrain {ref.text()}; original {base.text()}",
                    "" if ok is None else f"Δ {mine.mean - ref.mean:+.2f} (tolerance ±{tol:g})")
 
 
@@ -99,7 +98,7 @@ def _speed(method: str, cell: str, mine: Sequence[Row], ref: Sequence[Row]) -> V
     if missing:
         return Verdict(claim, method, cell, None, value, reference,
                        f"not judged: {missing} of {len(times) + len(ref_times)} runs show no cold time")
-    ratio = tr.mean / t.mean if t.mean and not math.isnan(t.mean) and not math.isnan(tr.mean) else math.nan
+    ratio = tr.mean / t.mean if t.mean > 0 else math.nan  # NaN where retrain has no time (or no rows)
     ok = None if math.isnan(ratio) else ratio >= SPEEDUP
     return Verdict(claim, method, cell, ok, value, reference, "" if ok is None else f"{ratio:.1f}× faster")
 
