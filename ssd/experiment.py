@@ -34,6 +34,8 @@ from ssd.splits import Splits, make_splits
 from ssd.utils import code_version, synchronize
 
 # The authors' -method names, kept working verbatim.
+code_version()  # pinned now, when the run's code is imported (see code_version)
+
 METHOD_ALIASES = {"ssd_tuning": "ssd", "lfssd_tuning": "lfssd", "FisherForgetting": "fisher", "NTK": "ntk"}
 
 

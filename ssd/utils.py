@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -195,8 +196,13 @@ def new_dirs_removed_on_failure(*dirs: str | os.PathLike[str]) -> Iterator[None]
         raise
 
 
+@functools.cache
 def code_version() -> str:
-    """The git commit of this checkout (with `+dirty` when modified), or 'unknown'."""
+    """The git commit of this checkout (with `+dirty` when modified), or 'unknown'.
+
+    Read once per process: a suite that runs for hours records the code it started with,
+    not whatever the checkout holds when each row is written (ssd.experiment asks at import).
+    """
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
