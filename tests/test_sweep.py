@@ -100,3 +100,48 @@ def test_flags_and_errors(ckpt: Path, tmp_path: Path) -> None:
         ("alpha", "lambda", "grid")
     with pytest.raises(UserError, match="no alpha to sweep"):
         run_sweep(_spec(ckpt), methods=("finetune",), session=Session(tmp_path))
+
+
+def test_two_suite_sweeps_on_one_forget_request_record_its_baseline_once(
+        ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An α sweep and a λ sweep on one forget request (as cpu-paper's Trouser sweeps) share their
+    baseline row: its run key does not depend on the grid. The first sweep records it, the second
+    skips it. Old: both computed it; without the writer's key check both rows were appended (the
+    duplicate in docs/results/cpu-paper/cpu-paper.jsonl), with it the second was computed for
+    nothing and refused ("already recorded")."""
+    import json
+
+    from ssd.suite import run_suite
+
+    results = tmp_path / "two.jsonl"
+    suite = tmp_path / "two.toml"
+    sweep = 'task = "full_class"\ndataset = "Digits"\nforget_class = "2"\nmethods = ["ssd"]\n'
+    suite.write_text(f"""
+results = "{results}"
+seeds = [0]
+methods = ["baseline"]
+nets = ["ConvNet"]
+retain_eval_size = 300
+[[tasks]]
+task = "random"
+dataset = "Digits"
+n_forget = 20
+[[sweeps]]
+{sweep}alphas = [1, 100]
+[[sweeps]]
+{sweep}alphas = [10]
+lambdas = [0.5, 2]
+[checkpoints]
+"ConvNet/Digits" = "{ckpt}"
+""")
+    args = ["--suite", str(suite), "--no-progress", "--no-report", "--cache-dir", str(tmp_path / "cache")]
+    run_suite(args)
+    err = capsys.readouterr().err
+    lines = [json.loads(line) for line in results.read_text().splitlines()]  # the file as written, not collapsed
+    assert len({r["run_key"] for r in lines}) == len(lines)
+    sweeps = [r["sweep"] for r in lines if "sweep" in r]
+    assert sorted(s["param"] for s in sweeps) == ["alpha", "alpha", "lambda", "lambda", "none"]
+    assert "already recorded" not in err, err
+    run_suite(args)  # everything recorded: neither sweep runs again
+    err = capsys.readouterr().err
+    assert "[suite] sweep" not in err and len(results.read_text().splitlines()) == len(lines)

@@ -134,7 +134,9 @@ def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, done: frozenset[
                device: str) -> list[Any]:
     """The suite's `[[sweeps]]` (α or λ grids on one forget request) as jobs, run after the
     grid's. They resume point by point: a sweep whose points are all recorded is skipped, and
-    a job computes only the points not recorded yet (its `done`)."""
+    a job computes only the points not recorded yet (its `done`). A point two sweeps share
+    (the baseline row of two sweeps on one forget request: its run key does not depend on the
+    grid) is computed by the first only; the later one skips it as recorded (one run key, one row)."""
     from ssd.backends.jobs import SweepPayload, sweep_job
     from ssd.experiment import RunSpec
     from ssd.results import run_key
@@ -143,6 +145,7 @@ def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, done: frozenset[
 
     seed = suite_seeds(suite, args)[0]
     jobs = []
+    taken: set[str] = set()  # points an earlier sweep of this suite computes
     for sw in suite.get("sweeps", []):
         net = sw.get("net", (suite.get("nets") or ["ConvNet"])[0])
         ckpt = checkpoint_for(suite, net, sw["dataset"])
@@ -156,16 +159,19 @@ def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, done: frozenset[
                        retain_eval_size=suite.get("retain_eval_size", 5000),
                        overrides={**suite_protocol(suite), **sw.get("set", {})})
         base = sw.get("baseline_alphas")
-        if set(sweep_keys(spec, shas[ckpt], sw.get("alphas", [10.0]), sw.get("lambdas", [1.0]),
-                          sw.get("methods", DEFAULT_METHODS), base)) <= done:
-            continue  # every point recorded
+        keys = set(sweep_keys(spec, shas[ckpt], sw.get("alphas", [10.0]), sw.get("lambdas", [1.0]),
+                              sw.get("methods", DEFAULT_METHODS), base))
+        skip = done | (keys & taken)
+        taken |= keys
+        if keys <= skip:
+            continue  # every point recorded, or computed by an earlier sweep
         print(f"[suite] sweep {sw['task']} {sw['dataset']} {sw.get('forget_class') or ''}: "
               f"alphas {sw.get('alphas')} lambdas {sw.get('lambdas', [1.0])} (recorded points are skipped)",
               file=sys.stderr)
         jobs.append(sweep_job(SweepPayload(
             spec, alphas=tuple(sw.get("alphas", [10.0])), lambdas=tuple(sw.get("lambdas", [1.0])),
             methods=tuple(sw.get("methods", DEFAULT_METHODS)), baseline_alphas=None if base is None else tuple(base),
-            suite_sweep=sweep_id, done=done), sweep_id))
+            suite_sweep=sweep_id, done=frozenset(skip)), sweep_id))
     return jobs
 
 
