@@ -1,8 +1,9 @@
 """Checkpoints: state dict + metadata + content checksum, written atomically, loaded checked.
 
 A checkpoint is `{"format": FORMAT, "state_dict": ..., "meta": {...}, "sha256": ...}`.
-Reading (structure, checksum, NaN weights, weights-only loading) lives in
-models/weights.py, so models can load a `--pretrained FILE` without importing ssd/.
+Reading (structure, checksum, NaN weights, weights-only loading; `read_meta` for the
+metadata alone, without reading the weights) lives in models/weights.py, so models can
+load a `--pretrained FILE` without importing ssd/.
 The authors' plain state-dict `.pth` files load too (their metadata is then unknown,
 and the architecture is checked by loading the weights strictly).
 
@@ -22,14 +23,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.weights import FORMAT, load_state_strict, read_weights
+from models.weights import FORMAT, load_state_strict, read_meta, read_weights
 from ssd.errors import UserError
 from ssd.utils import atomic_write_bytes, sha256_file, sha256_tensors
 
 read_checkpoint = read_weights
 load_into = load_state_strict
-__all__ = ["FORMAT", "check_compatible", "load_into", "load_model", "read_checkpoint", "save_checkpoint",
-           "unfinished"]
+__all__ = ["FORMAT", "check_compatible", "load_into", "load_model", "read_checkpoint", "read_meta",
+           "save_checkpoint", "unfinished"]
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path:

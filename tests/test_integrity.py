@@ -185,6 +185,35 @@ def test_suite_pretrains_again_over_an_unfinished_checkpoint(tmp_path: Path, mon
     assert calls == [tmp_path]
 
 
+def test_suite_reads_a_checkpoints_metadata_without_its_weights(tmp_path: Path) -> None:
+    """`ensure_checkpoint` needs the metadata only: `read_meta` maps the file and reads no tensor
+    bytes, so it neither hashes nor scans the weights (zeroed weights pass it; `read_checkpoint`,
+    which every run's load goes through, still refuses them). Catches a `read_meta` that loads and
+    checks every tensor, and one that skips the structural checks. A legacy (non-zip) file is read whole."""
+    from ssd.checkpoint import read_meta
+    from ssd.suite import ensure_checkpoint
+
+    path = tmp_path / "best.pt"
+    meta = {"net": "ConvNet", "dataset": "Digits", "classes": 10, "complete": True, "model_options": {}}
+    save_checkpoint(path, digits_convnet(), meta)
+    assert read_meta(path) == read_checkpoint(path)[1] == meta
+    zero_largest_tensor(path)
+    assert read_meta(path) == meta
+    ensure_checkpoint(path, "ConvNet", "Digits", "cpu", None, False, progress=False)  # finished: nothing to do
+    with pytest.raises(UserError, match="damaged"):
+        read_checkpoint(path)
+    legacy = tmp_path / "legacy.pth"
+    torch.save(digits_convnet().state_dict(), legacy, _use_new_zipfile_serialization=False)
+    assert read_meta(legacy) == {}
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": FORMAT, "state_dict": {}, "meta": {}}, bad)
+    with pytest.raises(UserError, match="malformed"):
+        read_meta(bad)
+    (tmp_path / "junk.pt").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(UserError, match="not loaded"):
+        read_meta(tmp_path / "junk.pt")
+
+
 @pytest.mark.parametrize("damage", ["zeroed", "nan", "dataset", "no_state", "wrong_types", "meta_list"])
 def test_bad_checkpoints_are_refused(tmp_path: Path, damage: str) -> None:
     """Old: zeroed bytes and NaN weights loaded silently, another dataset's checkpoint was used,

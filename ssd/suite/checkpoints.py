@@ -44,9 +44,9 @@ def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root
     half-trained model never stands in for a finished one."""
     if path.is_file():
         from ssd.checkpoint import model_options as options_of
-        from ssd.checkpoint import read_checkpoint, unfinished
+        from ssd.checkpoint import read_meta, unfinished
 
-        _, meta = read_checkpoint(path)
+        meta = read_meta(path)  # its weights are checked when a run loads it
         have = (options_of(meta), (meta.get("data_subset") or {}).get("train"), (meta.get("data_subset") or {}).get("test"))
         want = (dict(model_options or {}), train_subset or None, test_subset or None)
         if meta and have != want:
