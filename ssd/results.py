@@ -1,13 +1,18 @@
-"""Results as JSON lines: one line per run, appended atomically, read back for resume/reports.
+"""Results as JSON lines: one line per run, appended under a lock, read back for resume/reports.
 
-Appending rewrites the file through a temporary copy and a rename under an exclusive
-lock, so a crash at any moment leaves either the old file or the new one, never a
-partial line. Results files are small (one line per run), so the copy is cheap.
+Appending writes the one new line at the end of the file with a single `write` and an
+`fsync`, under an exclusive lock on the results file itself (no `.lock` sidecar), so
+appending N rows costs O(N) bytes, not the O(N²) of rewriting the file per row. A killed
+writer can at worst leave the end of one line unwritten (a partial line with no newline):
+the next append writes a newline first, so that fragment stays a separate bad line that
+readers skip, and it neither damages the row before it nor merges with the next row. An
+append that fails with an error (a full disk) truncates the file back to its old length.
 
 One run key, one row: `append_row` refuses a row whose `run_key` is already in the file
-(checked under the lock), and readers collapse duplicates that older versions wrote,
-saying so. The lock is taken on the results file itself (no `.lock` sidecar); because a
-rename replaces the file, a waiter that wakes on a replaced file takes the lock again.
+(checked under the lock). Each process remembers the keys it has read and how far, and
+reads only what other writers appended since (a file replaced, shortened or rewritten
+under it is read again in full). Readers collapse duplicates that older versions wrote,
+saying so. Readers take a shared lock, so they never see a line being written.
 
 Reading never crashes on a damaged file: lines that are not UTF-8, not JSON or not a
 JSON object (a `null`, a truncated line, garbage) are skipped and counted, and one line
@@ -35,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ssd.errors import UserError
-from ssd.utils import atomic_write_bytes, check_writable, pid_alive
+from ssd.utils import check_writable, pid_alive, sweep_stale_temps
 
 
 class AlreadyRecorded(UserError):
@@ -92,16 +97,38 @@ def _parse(data: bytes) -> Scan:
     return scan
 
 
+def _read_all(fd: int) -> bytes:
+    chunks, offset = [], 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
 def scan_file(path: str | os.PathLike[str]) -> Scan:
-    """Parse a results file without judging it (a missing file is empty)."""
+    """Parse a results file without judging it (a missing file is empty). A shared lock is
+    held while reading, so a line another process is appending is never seen half-written."""
     try:
-        return _parse(Path(path).read_bytes())
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return Scan()
     except IsADirectoryError:
         raise UserError(f"results path {path} is a folder, not a file") from None
     except OSError as err:
         raise UserError(f"cannot read results {path} ({err.strerror or type(err).__name__})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError:
+            pass  # a file system without locks: read as it is
+        try:
+            return _parse(_read_all(fd))
+        except IsADirectoryError:
+            raise UserError(f"results path {path} is a folder, not a file") from None
+        except OSError as err:
+            raise UserError(f"cannot read results {path} ({err.strerror or type(err).__name__})") from None
+    finally:
+        os.close(fd)  # releases the shared lock
 
 
 _told: set[tuple[str, str]] = set()
@@ -149,13 +176,13 @@ def done_keys(paths: Iterable[str | os.PathLike[str]]) -> set[str]:
 
 
 @contextmanager
-def locked(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """An exclusive lock on the results file itself (created empty if missing)."""
-    path = Path(path)
+def _locked_fd(path: Path) -> Iterator[int]:
+    """An exclusive lock on the results file itself (created empty if missing), and its
+    descriptor (opened for appending)."""
     check_writable(path, "results")
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
@@ -167,29 +194,98 @@ def locked(path: str | os.PathLike[str]) -> Iterator[Path]:
         except BaseException:
             os.close(fd)
             raise
-        os.close(fd)  # the file was replaced while we waited: lock the new one
+        os.close(fd)  # the file was replaced while we waited (an older version renames): lock the new one
     try:
-        yield path
+        yield fd
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
 
+@contextmanager
+def locked(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """An exclusive lock on the results file itself (created empty if missing)."""
+    with _locked_fd(Path(path)):
+        yield Path(path)
+
+
+@dataclass
+class _Seen:
+    """What this process has read of one results file: its keys up to `offset` (the end of
+    the last whole line read), and the bytes just before `offset` to tell an append (they
+    are unchanged) from a file rewritten in place (they differ: read it again)."""
+
+    file: tuple[int, int]  # (st_dev, st_ino)
+    offset: int
+    tail: bytes
+    keys: set[str]
+
+
+_seen: dict[str, _Seen] = {}
+_TAIL = 64
+
+
+def _recorded(path: Path, fd: int) -> tuple[set[str], int, bool]:
+    """(the run keys in the file, its size, whether it ends with a newline), reading only the
+    bytes appended since this process last looked. Call under the exclusive lock."""
+    st = os.fstat(fd)
+    size, ident = st.st_size, (st.st_dev, st.st_ino)
+    seen = _seen.get(str(path))
+    if (seen is None or seen.file != ident or seen.offset > size
+            or os.pread(fd, len(seen.tail), seen.offset - len(seen.tail)) != seen.tail):
+        seen = _Seen(ident, 0, b"", set())
+    new = os.pread(fd, size - seen.offset, seen.offset) if size > seen.offset else b""
+    whole = new.rfind(b"\n") + 1  # the unterminated rest is read again next time
+    keys = seen.keys | _parse(new[:whole]).keys()
+    rest = _parse(new[whole:]).keys()  # a last line without its newline that is a whole row still counts
+    offset = seen.offset + whole
+    tail = os.pread(fd, min(_TAIL, offset), offset - min(_TAIL, offset))
+    _seen[str(path)] = _Seen(ident, offset, tail, keys)
+    return keys | rest, size, whole == len(new)  # (`offset` always follows a newline)
+
+
 def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
-    """Append one JSON line to `path` atomically (write a full copy, then rename).
+    """Append one JSON line to `path`: one write and an fsync under the file's lock.
 
     Raises :class:`AlreadyRecorded` (nothing written) when the row's run key is there already.
+    A partial last line (a killed writer's) gets its newline first, so it stays a bad line of
+    its own; a failed write is truncated away, leaving the file as it was.
     """
     path = Path(path)
-    line = json.dumps(_clean(row), sort_keys=True, default=str) + "\n"
-    with locked(path):
-        old = path.read_bytes()
+    line = (json.dumps(_clean(row), sort_keys=True, default=str) + "\n").encode()
+    with _locked_fd(path) as fd:
+        sweep_stale_temps(path)  # temporary copies an older version's killed writer left
+        keys, size, ends = _recorded(path, fd)
         key = row.get("run_key")
-        if isinstance(key, str) and key in _parse(old).keys():
+        if isinstance(key, str) and key in keys:
             raise AlreadyRecorded(f"run {key} is already recorded in {path}; not appended again")
-        if old and not old.endswith(b"\n"):
-            old += b"\n"
-        atomic_write_bytes(path, old + line.encode())
+        data = line if ends else b"\n" + line
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(f"short write ({written} of {len(data)} bytes)")
+            os.fsync(fd)
+        except BaseException:
+            try:
+                os.ftruncate(fd, size)  # nothing half-written stays
+            except OSError:
+                pass
+            raise
+        if size == 0:  # a new file: make its name durable too
+            _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # --- claims: several processes on one results file split the work -----------------------------
@@ -232,8 +328,8 @@ def claim(path: str | os.PathLike[str], unit: str, keys: Iterable[str] = (),
     path = Path(path)
     keys = set(keys)
     owner = owner or me()
-    with locked(path):
-        if keys and keys <= scan_file(path).keys():
+    with _locked_fd(path) as fd:
+        if keys and keys <= _recorded(path, fd)[0]:
             return "done"
         folder = claims_dir(path)
         target = folder / unit
