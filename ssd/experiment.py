@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from ssd.methods.protocol import apply_protocol
 from ssd.methods.registry import METHODS, MethodConfig
 from ssd.results import run_key
 from ssd.splits import Splits, make_splits
-from ssd.utils import code_version, synchronize
+from ssd.utils import atomic_write_bytes, code_version, synchronize
 
 # The authors' -method names, kept working verbatim.
 code_version()  # pinned now, when the run's code is imported (see code_version)
@@ -104,19 +105,36 @@ class Session:
 
     def save_retrained(self, net: str, splits: Splits, model: nn.Module, config: dict[str, Any]) -> None:
         """Keep the retrained model of this split: later runs of any method (here or in another
-        process) score their activation distance to it."""
+        process) score their activation distance to it. The retrain settings that made it are
+        also kept in a small file beside it, so a damaged copy is rebuilt with those settings."""
         key = splits.context["split_hash"]
         self.retrained[f"{net}/{key}"] = model
+        path = self.retrained_path(net, key)
         try:
-            save_checkpoint(self.retrained_path(net, key), model,
+            atomic_write_bytes(path.with_suffix(".json"), json.dumps({"config": config}, default=str).encode())
+            save_checkpoint(path, model,
                             {"net": net, "dataset": splits.context.get("dataset"), "split_hash": key, "config": config})
         except OSError as err:  # the run itself is kept; only other processes lose the reference
             print(f"note: could not keep the retrained reference in {self.cache_dir} ({one_line(err)})", file=sys.stderr)
 
+    def retrained_settings(self, path: Path) -> dict[str, Any] | None:
+        """The retrain settings a reference was made with: from the file beside it, else from the
+        reference's own metadata (readable when only its weights are damaged); None if unknown."""
+        try:
+            config = json.loads(path.with_suffix(".json").read_text()).get("config")
+        except (OSError, ValueError, AttributeError):
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+                config = obj.get("meta", {}).get("config")
+            except Exception:  # truncated or not a checkpoint: the settings are lost with it
+                config = None
+        return config if isinstance(config, dict) else None
+
     def load_retrained(self, net: str, splits: Splits,
-                       rebuild: Callable[[], None] | None = None) -> nn.Module | None:
+                       rebuild: Callable[[dict[str, Any] | None], None] | None = None) -> nn.Module | None:
         """The retrained model of this split (memory, else the cache folder). A damaged file
-        (checksum, NaN, unreadable) is never used: one note, then `rebuild()` retrains it."""
+        (checksum, NaN, unreadable) is never used: one note, then `rebuild(settings)` retrains
+        it with the retrain settings it was made with (None when they are unknown)."""
         key = splits.context["split_hash"]
         path = self.retrained_path(net, key)
         if f"{net}/{key}" not in self.retrained and path.is_file() and splits.model_factory:
@@ -125,9 +143,10 @@ class Session:
             except UserError as err:
                 print(f"note: retrained reference {path} is unusable ({err}); "
                       f"{'retraining it' if rebuild else 'ActDist left empty'}", file=sys.stderr)
-                path.unlink(missing_ok=True)
-                if rebuild is not None:
-                    rebuild()
+                if rebuild is None:
+                    path.unlink(missing_ok=True)
+                    return None
+                rebuild(self.retrained_settings(path))  # replaces the file (a refusal leaves it, to refuse again)
                 return self.retrained.get(f"{net}/{key}")
             model = splits.model_factory()
             model.load_state_dict(state)
@@ -276,8 +295,9 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
     if method == "retrain":
         session.save_retrained(spec.net, splits, model, dataclasses.asdict(cfg))
 
-    def rebuild() -> None:  # a damaged retrained reference: retrain it with retrain's defaults for this run
-        rcfg = method_config("retrain", dataclasses.replace(spec, method="retrain", overrides={}))
+    def rebuild(settings: dict[str, Any] | None) -> None:  # a damaged retrained reference
+        rcfg = retrain_config(settings, spec, session.retrained_path(spec.net, splits.context["split_hash"]))
+        rcfg.progress = progress
         ref = METHODS.get("retrain").fn(copy.deepcopy(original), splits, rcfg)
         session.save_retrained(spec.net, splits, ref, dataclasses.asdict(rcfg))
 
@@ -294,6 +314,21 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
         audit_metrics, details["ulira"] = ulira_for_run(spec, session, method, cfg, splits, progress=progress)
         metrics.update(audit_metrics)
     return result_row(spec, method, cfg, meta, splits, metrics, details, spec_key(spec, cfg, meta["sha256"]))
+
+
+def retrain_config(settings: dict[str, Any] | None, spec: RunSpec, path: Path) -> MethodConfig:
+    """The retrain config a damaged reference was made with (say a suite's retrain epochs), on
+    this run's device; refused in one line when those settings are unknown, since retrain's
+    defaults would make another reference than the one the other runs were scored against."""
+    entry = METHODS.get("retrain")
+    names = {f.name for f in dataclasses.fields(entry.config)}
+    if settings is None or not set(settings) <= names:
+        raise UserError(f"retrained reference {path} is damaged and the retrain settings that made it are unknown "
+                        f"(no {path.with_suffix('.json').name} beside it): remake it by running this split's retrain "
+                        "with those settings (the retrain row's config.method) into another results file, then "
+                        "run this again")
+    kept = {k: v for k, v in settings.items() if k not in ("device", "progress")}
+    return entry.config(**{**kept, "device": spec.device})
 
 
 def method_timing(method_time: float, ssd_stats: dict[str, Any] | None) -> dict[str, Any]:

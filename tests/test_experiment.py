@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,11 +120,13 @@ def test_append_is_atomic_a_crash_leaves_no_partial_line(tmp_path: Path, monkeyp
     append_row(path, {"run_key": "a", "metrics": {"x": float("nan")}})
     before = path.read_bytes()
 
-    def crash(p: Path, data: bytes) -> None:
-        Path(str(p) + ".partial").write_bytes(data[: len(data) // 2])
+    real_write = os.write
+
+    def crash(fd: int, data: bytes) -> int:  # interrupted half-way through the row's write
+        real_write(fd, data[: len(data) // 2])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("ssd.results.atomic_write_bytes", crash)
+    monkeypatch.setattr("ssd.results.os.write", crash)
     with pytest.raises(KeyboardInterrupt):
         append_row(path, {"run_key": "b", "metrics": {}})
     assert path.read_bytes() == before

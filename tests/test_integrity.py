@@ -274,9 +274,9 @@ def test_retrained_reference_is_checked_and_rebuilt(tmp_path: Path, capsys: pyte
     session.save_retrained("ConvNet", splits, model, {})
     zero_largest_tensor(session.retrained_path("ConvNet", splits.context["split_hash"]))
     fresh, rebuilt = Session(tmp_path), []
-    got = fresh.load_retrained("ConvNet", splits, lambda: rebuilt.append(1) or fresh.save_retrained(
+    got = fresh.load_retrained("ConvNet", splits, lambda settings: rebuilt.append(settings) or fresh.save_retrained(
         "ConvNet", splits, model, {}))
-    assert rebuilt == [1] and got is model and "unusable" in capsys.readouterr().err
+    assert rebuilt == [{}] and got is model and "unusable" in capsys.readouterr().err
 
 
 def test_checkpoint_pickle_protocol_still_refuses_objects(tmp_path: Path) -> None:
