@@ -22,6 +22,8 @@ from models import build_model
 from ssd.checkpoint import save_checkpoint
 from ssd.errors import UserError
 from ssd.metrics import accuracy, predict_logits
+from ssd.resume import NAME as RESUME_NAME
+from ssd.resume import FitState, global_rng, load_state, save_state, set_global_rng, settings_of
 from ssd.schedules import Schedule, load_schedule
 from ssd.utils import (
     atomic_write_bytes,
@@ -58,18 +60,26 @@ def fit(
     progress: bool = True,
     desc: str = "train",
     on_epoch: Callable[[EpochStats, nn.Module], None] | None = None,
+    start: FitState | None = None,
+    on_state: Callable[[FitState], None] | None = None,
 ) -> list[EpochStats]:
     """Train `model` in place on `train` (already on the model's device) with `schedule`.
 
     Shuffling and augmentation draw from one CPU generator seeded with `seed`, so the
-    same seed gives the same weights on CPU.
+    same seed gives the same weights on CPU. `start` (a state `on_state` was given after
+    an epoch, with the model's weights of then) goes on from that epoch: the same weights
+    as a run that was never stopped. Returns the stats of the epochs run here.
     """
     gen = torch.Generator().manual_seed(seed)
     opt = schedule.make_optimizer(model.parameters())
     steps = train.num_batches(schedule.batch_size)
     device = next(model.parameters()).device
+    if start is not None:
+        opt.load_state_dict(start.optimizer)
+        gen.set_state(start.generator)
+        set_global_rng(start.rng, device)
     history: list[EpochStats] = []
-    for epoch in range(schedule.epochs):
+    for epoch in range(0 if start is None else start.epoch, schedule.epochs):
         model.train()
         t0 = time.perf_counter()
         loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
@@ -106,6 +116,8 @@ def fit(
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats, model)
+        if on_state is not None:
+            on_state(FitState(epoch + 1, opt.state_dict(), gen.get_state(), global_rng(device)))
     return history
 
 
@@ -164,6 +176,8 @@ def pretrain(
     `model_options` are the architecture's settings (ResNet18's `width`); `train_subset` /
     `test_subset` train and score on class-balanced subsets (seed 0) of that many rows.
     Both are written into the checkpoint's metadata, which is where unlearning runs read them.
+    With `out`, the state after each finished epoch is kept in `out/resume.pt`, and a call with
+    the same settings goes on from it (ssd/resume.py); it is removed once the checkpoints are out.
     """
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     out_dir = Path(out) if out is not None else None
@@ -195,7 +209,7 @@ def pretrain(
             "net": net, "dataset": dataset, "classes": info.num_classes,
             "class_names": list(info.classes), "epoch": stats.epoch,
             "test_acc": stats.test_acc, "train_acc": stats.train_acc, "seed": seed, "config": config,
-            "code_version": version, "model_options": model_options, "data_subset": subset, "complete": False,
+            "code_version": version, "model_options": model_options, "data_subset": subset,
         }
 
     def on_epoch(stats: EpochStats, m: nn.Module) -> None:
@@ -210,8 +224,27 @@ def pretrain(
             best.update(acc=stats.test_acc, meta=meta_for(stats),
                         state={k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()})
 
-    history = fit(model, train, schedule, seed=seed, test=test, progress=progress,
-                  desc=f"{net}/{dataset}", on_epoch=on_epoch)
+    done: list[EpochStats] = []  # epochs a killed run of the same settings finished (resume.pt)
+    start, on_state, settings = None, None, settings_of(config)
+    if out_dir is not None:
+        resume_path = out_dir / RESUME_NAME
+        state = load_state(resume_path, settings, lambda s: print(s, file=sys.stderr))
+        if state is not None:
+            model.load_state_dict(state["model"])
+            done = [EpochStats(**h) for h in state["history"]]
+            best.update(state["best"])
+            start = FitState(state["epoch"], state["optimizer"], state["generator"], state["rng"])
+            print(f"note: resuming the pretraining after epoch {start.epoch}/{schedule.epochs} ({resume_path})",
+                  file=sys.stderr)
+
+        def on_state(fit_state: FitState) -> None:  # after every finished epoch: what a resume needs
+            save_state(resume_path, settings, fit_state, model.state_dict(), [vars(h) for h in done + ran],
+                       best, version)
+
+    ran: list[EpochStats] = []
+    history = done + fit(model, train, schedule, seed=seed, test=test, progress=progress,
+                         desc=f"{net}/{dataset}", on_epoch=lambda st, m: (ran.append(st), on_epoch(st, m)),
+                         start=start, on_state=on_state)
     final = history[-1].test_acc if history else eval_accuracy(model, test)
     assert final is not None
     memorisation: dict[str, Any] = {}
@@ -225,8 +258,9 @@ def pretrain(
             meta["train_test_gap"] = meta["train_eval_acc"] - float(meta["test_acc"])
             memorisation[kind] = {k: meta[k] for k in ("epoch", "train_eval_acc", "test_acc", "train_test_gap")}
         summary = {"config": config, "history": [vars(h) for h in history], "code_version": version,
-                   "memorisation": memorisation}
+                   "memorisation": memorisation, **({"resumed_after_epoch": len(done)} if done else {})}
         paths = publish(out_dir, finished, summary)
+        (out_dir / RESUME_NAME).unlink(missing_ok=True)  # finished: nothing left to resume
     return PretrainResult(
         model=model, test_acc=final, best_acc=max(best["acc"], final), history=history,
         config=config, best_path=paths.get("best"), last_path=paths.get("last"), extra=memorisation,
@@ -237,9 +271,10 @@ def publish(out_dir: Path, finished: dict[str, tuple[nn.Module, dict[str, Any]]]
             summary: dict[str, Any]) -> dict[str, Path]:
     """Write a finished pretraining's checkpoints (`complete: true`) and history.
 
-    Nothing is written before training ends, so a killed pretraining leaves no best.pt or
-    last.pt that could pass for finished ones; a restarted one starts again from epoch 1.
-    Each file is written atomically; best.pt, what the suites use, comes last.
+    Nothing is written here before training ends, so a killed pretraining leaves no best.pt
+    or last.pt that could pass for finished ones, only its resumable state (resume.pt, see
+    ssd/resume.py), from which a restart with the same settings goes on. Each file is written
+    atomically; best.pt, what the suites use, comes last.
     """
     paths = {"last": save_checkpoint(out_dir / "last.pt", finished["last"][0], {**finished["last"][1], "complete": True})}
     atomic_write_bytes(out_dir / "history.json", json.dumps(summary, indent=2).encode())
