@@ -25,7 +25,7 @@ from torch import nn
 import ssd.methods  # noqa: F401  (registers the built-in methods)
 from datasets import ImageData, dataset_info, load_dataset, resolve_class
 from models import build_model
-from ssd.checkpoint import load_model, model_options, read_checkpoint, save_checkpoint
+from ssd.checkpoint import load_model, model_options, read_checkpoint, read_meta, save_checkpoint
 from ssd.errors import UserError, one_line
 from ssd.methods.alpha_select import effective_reference
 from ssd.methods.protocol import apply_protocol
@@ -124,8 +124,7 @@ class Session:
             config = json.loads(path.with_suffix(".json").read_text()).get("config")
         except (OSError, ValueError, AttributeError):
             try:
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-                config = obj.get("meta", {}).get("config")
+                config = read_meta(path).get("config")  # the metadata alone: the weights are the damaged part
             except Exception:  # truncated or not a checkpoint: the settings are lost with it
                 config = None
         return config if isinstance(config, dict) else None

@@ -64,11 +64,13 @@ def published(out: Path) -> tuple[dict, dict, list]:
     return last, best, history
 
 
-@pytest.mark.parametrize("kill", [{"kill_after": 2}, {"kill_during": 3}])
+@pytest.mark.parametrize(("kill", "left"), [({"kill_after": 2}, [3, 4]), ({"kill_during": 3}, [3, 4]),
+                                           ({"kill_after": 4}, [])])
 def test_killed_pretraining_resumes_to_the_same_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str], one_thread: None,
-                                                        kill: dict) -> None:
-    """Old: the restart trained all 4 epochs again from epoch 1 (same weights, twice the work)."""
+                                                        kill: dict, left: list[int]) -> None:
+    """Old: the restart trained all 4 epochs again from epoch 1 (same weights, twice the work).
+    Killed after the last epoch, before publishing: nothing is trained again, only published."""
     assert run(tmp_path / "whole", monkeypatch) == [1, 2, 3, 4]
     out = tmp_path / "killed"
     with pytest.raises(Killed):
@@ -76,8 +78,8 @@ def test_killed_pretraining_resumes_to_the_same_weights(tmp_path: Path, monkeypa
     assert sorted(p.name for p in out.iterdir()) == [NAME]  # no best.pt/last.pt/history.json before the end
     with pytest.raises(UserError, match="unknown format"):
         read_checkpoint(out / NAME)  # the state is not a checkpoint anything could load as a model
-    assert run(out, monkeypatch) == [3, 4]
-    assert "resuming the pretraining after epoch 2/4" in capsys.readouterr().err
+    assert run(out, monkeypatch) == left
+    assert f"resuming the pretraining after epoch {4 - len(left)}/4" in capsys.readouterr().err
     want, got = published(tmp_path / "whole"), published(out)
     assert same_state(want[0], got[0]) and same_state(want[1], got[1]) and want[2] == got[2]
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "history.json", "last.pt"]  # state removed

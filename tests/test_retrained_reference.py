@@ -38,15 +38,19 @@ def spy_on_retrain(monkeypatch: pytest.MonkeyPatch, fn) -> None:  # noqa: ANN001
     monkeypatch.setitem(METHODS._entries, "retrain", dataclasses.replace(METHODS.get("retrain"), fn=fn))
 
 
+@pytest.mark.parametrize("beside", [True, False], ids=["settings-file", "own-metadata"])
 def test_damaged_reference_is_rebuilt_with_its_settings(checkpoint: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """Old: rebuilt with retrain's defaults (epochs None = the schedule's 30, its lr, augmentation)."""
+                                                        capsys: pytest.CaptureFixture[str], beside: bool) -> None:
+    """Old: rebuilt with retrain's defaults (epochs None = the schedule's 30, its lr, augmentation).
+    Without the settings file (a reference an older version saved) its own metadata tells them."""
     retrain_spec, baseline_spec = specs(checkpoint)
     run_one(retrain_spec, Session(tmp_path))
     session = Session(tmp_path)
     (ref,) = (tmp_path / "retrained").glob("*.pt")
     zero_largest_tensor(ref)
+    if not beside:
+        ref.with_suffix(".json").unlink()
     used = []
     spy_on_retrain(monkeypatch, lambda model, splits, cfg: used.append(cfg) or splits.model_factory().eval())
     row = run_one(baseline_spec, session)
