@@ -88,6 +88,7 @@ class Session:
         self._data: dict[tuple[str, str | None, bool], ImageData] = {}
         self._models: dict[tuple[str, str, str, str], tuple[nn.Module, dict[str, Any]]] = {}
         self.retrained: dict[str, nn.Module] = {}
+        self.ulira_shadows: dict[Any, Any] = {}  # U-LiRA shadow sets (ssd.privacy.audit.shadows_for)
 
     def data(self, spec: RunSpec, train: bool, subset: int | None = None) -> ImageData:
         """The dataset split; `subset` rows of it (class-balanced, seed 0) when the checkpoint

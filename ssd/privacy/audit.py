@@ -220,7 +220,7 @@ def shadows_for(spec: RunSpec, session: Session, settings: UliraSettings, splits
     probe = splits.model_factory()
     architecture = hashlib.sha256(repr([(k, tuple(v.shape)) for k, v in probe.state_dict().items()]).encode())
     key = (spec.net, spec.dataset, spec.data_root, n_forget, spec.device, settings, architecture.hexdigest())
-    store: dict[Any, ShadowSet] = session.__dict__.setdefault("ulira_shadows", {})
+    store: dict[Any, ShadowSet] = session.ulira_shadows
     if key in store:
         return store[key]
     shadows = new_shadow_set(spec.net, splits.model_factory, session.data(spec, True), settings, n_forget,
