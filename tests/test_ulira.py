@@ -90,6 +90,40 @@ def test_ensemble_matches_separate_models() -> None:
             assert torch.allclose(p, ens.params[name][i], atol=1e-5), name
 
 
+def test_batchnorm_ensemble_with_adam_matches_separate_models() -> None:
+    """The CPU grid's shadows are BatchNorm ResNets trained with Adam: three Adam steps of the
+    ensemble leave every model's weights, running statistics and eval-mode outputs equal to
+    the same model trained alone (fails if BatchNorm statistics were shared or pooled across
+    models, or if Adam's moments mixed models)."""
+    train = load_dataset("Digits", train=True).subset(range(64))
+
+    def factory() -> torch.nn.Module:
+        return build_model("ResNet18", train.info, width=4)
+
+    ens = Ensemble(factory, 2, seed=0)
+    models = [ens.model(i).train() for i in range(2)]
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(2, 16, 1, 8, 8, generator=gen), torch.randint(0, 10, (2, 16), generator=gen)
+    x[1] = 3 * x[1] + 1  # the second model sees other batch statistics
+    opt = torch.optim.Adam(list(ens.params.values()), lr=1e-2)
+    solo = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in models]
+    for _ in range(3):
+        loss = F.cross_entropy(ens.forward(x, train=True).flatten(0, 1), y.flatten(), reduction="none")
+        opt.zero_grad()
+        loss.view(2, -1).mean(1).sum().backward()
+        opt.step()
+        for i, m in enumerate(models):
+            solo[i].zero_grad()
+            F.cross_entropy(m(x[i]), y[i]).backward()
+            solo[i].step()
+    for i, m in enumerate(models):
+        for name, p in m.named_parameters():
+            assert torch.allclose(p, ens.params[name][i], atol=1e-5), name
+        for name, b in m.named_buffers():
+            assert torch.allclose(b.float(), ens.buffers[name][i].float(), atol=1e-5), name
+        assert torch.allclose(ens.forward(x, train=False)[i], m.eval()(x[i]), atol=1e-4)
+
+
 def test_deal_batches_covers_every_row_once() -> None:
     """Every member once per epoch with weight 1 in consecutive full batches (the loop's cut);
     padding only repeats the model's own rows with weight 0; sizes needing different numbers

@@ -61,11 +61,13 @@ def test_bad_audit_requests_exit_2_and_write_nothing(digits_ckpt: Path, tmp_path
 
 
 def test_pool_defaults_to_twice_the_runs_training_set_at_most_2000() -> None:
-    """So a shadow's half is as large as the target's D when D is small (the CPU grid's 1,000)."""
+    """So a shadow's half is as large as the target's D when D is small (the CPU grid's 1,000),
+    but never more images than the training split has (Digits' 1,347: README's command)."""
     from ssd.privacy.audit import UliraSettings, resolve_pool
 
-    assert [resolve_pool(UliraSettings(), n).pool for n in (300, 1000, 60000)] == [600, 2000, 2000]
-    assert resolve_pool(UliraSettings(pool=700), 1000).pool == 700
+    assert [resolve_pool(UliraSettings(), n, 60000).pool for n in (300, 1000, 60000)] == [600, 2000, 2000]
+    assert resolve_pool(UliraSettings(), 1347, 1347).pool == 1347
+    assert resolve_pool(UliraSettings(pool=700), 1000, 60000).pool == 700
 
 
 def test_suite_key_audits_the_first_seed_of_random_tasks_only() -> None:

@@ -204,9 +204,12 @@ def _load_into(path: Path, shadows: ShadowSet) -> bool:
     return True
 
 
-def resolve_pool(settings: UliraSettings, n_train: int) -> UliraSettings:
-    """`pool=None` → twice the run's training-set size, at most 2,000."""
-    return settings if settings.pool else dataclasses.replace(settings, pool=min(2 * n_train, 2000))
+def resolve_pool(settings: UliraSettings, n_train: int, n_available: int) -> UliraSettings:
+    """`pool=None` → twice the run's training-set size, at most 2,000 and at most the
+    `n_available` images the dataset's training split has (Digits: 1,347)."""
+    if settings.pool:
+        return settings
+    return dataclasses.replace(settings, pool=min(2 * n_train, 2000, n_available))
 
 
 def shadows_for(spec: RunSpec, session: Session, settings: UliraSettings, splits: Splits, *,
@@ -245,7 +248,7 @@ def check_request(spec: RunSpec) -> UliraSettings:
 def ulira_for_run(spec: RunSpec, session: Session, method: str, cfg: MethodConfig, splits: Splits, *,
                   progress: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
     """U-LiRA metrics for one run (random task) and the per-sample details for the report."""
-    settings = resolve_pool(check_request(spec), len(splits.train))
+    settings = resolve_pool(check_request(spec), len(splits.train), len(session.data(spec, True)))
     shadows = shadows_for(spec, session, settings, splits, progress=progress)
     t0 = time.perf_counter()
     result, side = audit(shadows, method, cfg, splits.test,
