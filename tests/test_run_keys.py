@@ -87,3 +87,21 @@ def test_report_counts_a_row_with_a_stale_stored_key_once() -> None:
     spec = _spec()
     rows = load_rows([_row(spec), _row(spec, stored_key="0" * 20)])
     assert len(rows) == 1
+
+
+def test_set_reaches_one_entry_of_a_suite_table() -> None:
+    """`--set ulira_settings.seed=1` makes a second audit of the same cells without a new suite
+    file; replacing a whole table, or descending into a list or a number, is refused."""
+    from ssd.errors import UserError
+    from ssd.suite import apply_sets, load_suite
+
+    suite = load_suite("ulira-resnet")
+    merged = apply_sets(suite, ["ulira_settings.seed=1", "method_settings.finetune.epochs=5", "width=4"])
+    assert merged["ulira_settings"] == {"pool": 1000, "seed": 1} and merged["width"] == 4
+    assert merged["method_settings"]["finetune"]["epochs"] == 5
+    assert merged["method_settings"]["fisher"] == suite["method_settings"]["fisher"]
+    assert suite["ulira_settings"] == {"pool": 1000}  # the loaded suite is not changed
+    for bad, why in (("ulira_settings={}", "cannot replace"), ("tasks.0.n_forget=5", "not a table"),
+                     ("width.x=1", "not a table")):
+        with pytest.raises(UserError, match=why):
+            apply_sets(suite, [bad])

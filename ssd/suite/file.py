@@ -82,14 +82,28 @@ def load_suite(name_or_path: str) -> dict[str, Any]:
 
 def apply_sets(suite: dict[str, Any], sets: Sequence[str]) -> dict[str, Any]:
     """`--set KEY=VALUE` on the suite command line replaces a top-level suite setting
-    (width, train_subset, test_subset, pretrain_epochs, retain_eval_size…)."""
+    (width, train_subset, test_subset, pretrain_epochs, retain_eval_size…); a dotted KEY sets
+    one entry inside a table (`ulira_settings.seed=1`, `method_settings.finetune.epochs=5`)."""
+    import copy
+
     from ssd.cli import parse_sets
 
     over = parse_sets(sets)
-    tables = sorted(k for k in over if isinstance(suite.get(k), (dict, list)))
+    tables = sorted(k for k in over if "." not in k and isinstance(suite.get(k), (dict, list)))
     if tables:
-        raise UserError(f"--set cannot replace the suite's tables {tables}; edit the suite file")
-    merged = {**suite, **over}
+        raise UserError(f"--set cannot replace the suite's tables {tables}; set one entry (e.g. "
+                        f"--set {tables[0]}.NAME=VALUE) or edit the suite file")
+    merged = copy.deepcopy(suite)
+    for key, value in over.items():
+        *path, leaf = key.split(".")
+        table = merged
+        for i, part in enumerate(path):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise UserError(f"--set {key}: {'.'.join(path[:i + 1])} is not a table of the suite")
+        table[leaf] = value
     if over:
         check_suite(merged, "(after --set)")
     return merged
+
+
