@@ -146,7 +146,9 @@ def privacy_section(page: Any, runs: list[Row], out: Path) -> None:
         page.p(f"K = {d['shadows']} shadows, pool {d['pool']}, {d['candidates']} candidates, {d['epochs']} epochs; "
                f"{d['pairs']} (unlearned, retrained) pairs per method.")
         page.grid(*table(rows))
-        page.p(disagreement(rows))
+        page.p(disagreement(rows) + " One audit is one draw of pool, halves and shadows: on the CPU grid's "
+               "ResNet, a second audit (`ulira_settings.seed`) moved most AUCs by ≤ 0.02 and one by 0.10 "
+               "(docs/privacy.md), so read closer AUCs as ties.")
         path = vulnerability_figure(rows, title, out / "figures" / f"ulira_{slug(task, dataset, net)}.png")
         if path is not None:
             page.img(path, out, "Sorted per-sample U-LiRA scores per method (> 0: looks unlearned rather than never "
