@@ -24,7 +24,7 @@ from torch import nn
 
 from datasets.base import ImageData
 from ssd.errors import one_line
-from ssd.utils import atomic_write_bytes, sha256_tensors
+from ssd.utils import atomic_write_bytes, sha256_tensors, timed
 
 FORMAT = "ssd-importance-cache/1"
 log = logging.getLogger(__name__)
@@ -78,7 +78,6 @@ class ImportanceCache:
         self.hits = 0
         self.misses = 0
         self.rejected = 0
-        self.last_meta: dict[str, Any] | None = None  # the meta of the entry `load` last returned
 
     def path(self, key: str) -> Path:
         return self.root / f"importance-{key}.pt"
@@ -87,6 +86,13 @@ class ImportanceCache:
         self, key: str, expect: dict[str, torch.Size], device: torch.device | str = "cpu"
     ) -> dict[str, torch.Tensor] | None:
         """The stored importances, or None when absent, unreadable or not matching `expect`."""
+        entry = self.load_entry(key, expect, device)
+        return None if entry is None else entry[0]
+
+    def load_entry(
+        self, key: str, expect: dict[str, torch.Size], device: torch.device | str = "cpu"
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """(the stored importances, the meta stored with them), or None as `load`."""
         path = self.path(key)
         if not path.is_file():
             self.misses += 1
@@ -100,8 +106,7 @@ class ImportanceCache:
             log.warning("importance cache entry %s is unusable (%s); recomputing", path, one_line(err))
             return None
         self.hits += 1
-        self.last_meta = dict(obj.get("meta") or {})
-        return {n: t.to(device) for n, t in imps.items()}
+        return {n: t.to(device) for n, t in imps.items()}, dict(obj.get("meta") or {})
 
     @staticmethod
     def _validate(obj: Any, key: str, expect: dict[str, torch.Size]) -> dict[str, torch.Tensor]:
@@ -140,14 +145,17 @@ class ImportanceCache:
         expect: dict[str, torch.Size],
         compute: Callable[[], dict[str, torch.Tensor]],
         device: torch.device | str = "cpu",
-    ) -> tuple[dict[str, torch.Tensor], bool]:
-        """(importances, hit). On a miss `compute()` runs and its result is stored."""
-        cached = self.load(key, expect, device)
-        if cached is not None:
-            return cached, True
-        imps = compute()
+    ) -> tuple[dict[str, torch.Tensor], bool, dict[str, Any]]:
+        """(importances, hit, the entry's meta). On a miss `compute()` runs, timed, and its result is
+        stored with `meta` + `compute_s` (its seconds), so a later hit reports what it saved; the
+        meta returned is the stored one on a hit, that one on a miss."""
+        entry = self.load_entry(key, expect, device)
+        if entry is not None:
+            return entry[0], True, entry[1]
+        imps, seconds = timed(compute, torch.device(device))
+        meta = {**meta, "compute_s": seconds}
         try:
             self.save(key, imps, meta)
         except OSError as err:  # a read-only or full disk costs speed, not correctness
             log.warning("could not write importance cache entry %s (%s)", self.path(key), one_line(err))
-        return imps, False
+        return imps, False, meta

@@ -91,6 +91,21 @@ def make_param_filter(
     return keep
 
 
+def snapshot_weights(model: nn.Module) -> Callable[[], None]:
+    """Copy `model`'s parameters now; the function returned copies them back in place (the
+    same tensors, so optimisers and references stay valid). Buffers are not copied: dampening
+    never touches them."""
+    params = dict(model.named_parameters())
+    original = {n: p.detach().clone() for n, p in params.items()}
+
+    @torch.no_grad()
+    def restore() -> None:
+        for n, p in params.items():
+            p.copy_(original[n])
+
+    return restore
+
+
 def _as_filter(param_filter: NameFilter | str | None) -> NameFilter | None:
     if isinstance(param_filter, str):
         pattern = re.compile(param_filter)

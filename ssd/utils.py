@@ -8,15 +8,19 @@ import os
 import random
 import secrets
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from harness.errors import UserError
 from harness.tensors import sha256_tensors  # noqa: F401  (re-exported)
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,6 +71,14 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued kernels so wall-clock timings mean something."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], T], device: torch.device) -> tuple[T, float]:
+    """(fn(), its wall-clock seconds, queued kernels on `device` included)."""
+    t0 = time.perf_counter()
+    out = fn()
+    synchronize(device)
+    return out, time.perf_counter() - t0
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

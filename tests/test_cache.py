@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -76,9 +77,9 @@ def test_stored_importances_equal_computed(tmp_path: Path) -> None:
     net, d = model(), data()
     expect = {n: p.shape for n, p in net.named_parameters()}
     computed = sm.compute_importances(net, d, batch_size=8)
-    got, hit = cache.get_or_compute("k1", {}, expect, lambda: computed)
+    got, hit, _ = cache.get_or_compute("k1", {}, expect, lambda: computed)
     assert not hit
-    loaded, hit = cache.get_or_compute("k1", {}, expect, lambda: pytest.fail("recomputed"))
+    loaded, hit, _ = cache.get_or_compute("k1", {}, expect, lambda: pytest.fail("recomputed"))
     assert hit and all(torch.equal(loaded[n], computed[n]) for n in computed)
 
 
@@ -131,10 +132,10 @@ def test_corrupt_entry_is_recomputed(tmp_path: Path, corrupt, caplog: pytest.Log
     corrupt(cache.path("k"))
     calls = []
     with caplog.at_level(logging.WARNING, logger="ssd.cache"):
-        got, hit = cache.get_or_compute("k", {}, expect, lambda: calls.append(1) or computed)
+        got, hit, _ = cache.get_or_compute("k", {}, expect, lambda: calls.append(1) or computed)
     assert not hit and calls == [1] and cache.rejected == 1
     assert "unusable" in caplog.text
-    again, hit = cache.get_or_compute("k", {}, expect, lambda: pytest.fail("rewritten entry not used"))
+    again, hit, _ = cache.get_or_compute("k", {}, expect, lambda: pytest.fail("rewritten entry not used"))
     assert hit and all(torch.equal(again[n], computed[n]) for n in computed)
 
 
@@ -178,3 +179,41 @@ def test_sweep_reuses_importances(tmp_path: Path, counted: list[int]) -> None:
     assert rows[4]["norm"] == pytest.approx(float(sum(p.detach().abs().sum() for p in single.parameters())), rel=1e-6)
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k  # the original weights are back
+
+
+def test_row_timing_comes_from_this_lookup(tmp_path: Path) -> None:
+    """DCacheHit / DImportanceTime of a run's row (method_timing of the stats run_ssd leaves) on a
+    miss, a hit, a hit on an entry whose meta is empty, and a damaged entry. Catches: a hit's row
+    losing DImportanceTime (NaN / None instead of the entry's seconds) or carrying another figure than
+    the entry's, a miss (first run, damaged entry) reported as a hit, and a hit
+    whose entry has an empty (falsy) meta reported as a miss."""
+    from ssd.experiment import method_timing
+    from ssd.methods.ssd_methods import run_ssd
+
+    net, s = model(), forget_request(1)
+    s.context.update(cache_dir=str(tmp_path), checkpoint_sha256="abc")
+    cfg = SSDConfig(batch_size=8, alpha=1.0)
+
+    def row(method_time: float = 0.25) -> dict[str, float]:
+        run_ssd(copy.deepcopy(net), s, cfg)
+        return method_timing(method_time, s.context.pop("ssd_stats"))
+
+    miss = row()
+    assert miss["DCacheHit"] is False and miss["DImportanceTime"] > 0 and miss["MethodTimeCold"] == 0.25
+    (entry,) = (tmp_path / "importances").glob("importance-*.pt")
+    cache = ImportanceCache(tmp_path / "importances")
+    key = entry.stem.removeprefix("importance-")
+    expect = {n: p.shape for n, p in net.named_parameters()}
+    imps, meta = cache.load_entry(key, expect)
+    assert meta["compute_s"] == miss["DImportanceTime"]  # what the miss measured is what it stored
+    cache.save(key, imps, {**meta, "compute_s": 7.5})  # a distinctive figure: the row must carry this one
+    hit = row()
+    assert hit["DCacheHit"] is True and hit["DImportanceTime"] == 7.5
+    assert hit["MethodTimeCold"] == pytest.approx(0.25 + 7.5)
+    cache.save(key, imps, {})  # an entry written before compute times were recorded: still a hit
+    old = row()
+    assert old["DCacheHit"] is True and math.isnan(old["DImportanceTime"]) and math.isnan(old["MethodTimeCold"])
+    zero_largest_tensor(entry)  # damaged: recomputed, a miss with a fresh figure
+    again = row()
+    assert again["DCacheHit"] is False and again["MethodTimeCold"] == 0.25
+    assert 0 < again["DImportanceTime"] != 7.5

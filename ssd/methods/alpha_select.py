@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from datasets.base import ImageData
-from ssd.dampening import dampen
+from ssd.dampening import dampen, snapshot_weights
 from ssd.errors import UserError
 from ssd.methods.registry import ALPHA_WORDS, MethodConfig
 
@@ -58,20 +58,14 @@ def is_keyword(alpha: Any) -> bool:
     return isinstance(alpha, str)
 
 
-def check_alpha(cfg: Any) -> None:
-    """One-line UserErrors for α and the search settings."""
-    a = cfg.alpha
-    if isinstance(a, str):
-        if a not in ALPHA_KEYWORDS:
-            raise UserError(f"SSD alpha must be a number ≥ 0, 'auto' or 'search'; got {a!r}")
-    elif isinstance(a, bool) or not isinstance(a, int | float) or not a >= 0:
-        raise UserError(f"SSD alpha must be a number ≥ 0, 'auto' or 'search'; got {a!r}")
+def check_search(cfg: Any) -> None:
+    """One-line UserErrors for the search settings `MethodConfig.__post_init__` does not cover
+    (it refuses a wrong type, sign or non-finite number of α, search_budget and the rest when
+    the config is made): the grids' contents, a target above 100 %, a zero sample size."""
     grids = (("search_alphas", cfg.search_alphas), ("search_lams", cfg.search_lams))
     for name, grid in grids:
         if grid is not None and (not len(grid) or any(not isinstance(v, int | float) or v < 0 for v in grid)):
             raise UserError(f"SSD {name} must be a non-empty list of numbers ≥ 0; got {grid!r}")
-    if not cfg.search_budget >= 0:
-        raise UserError(f"SSD search_budget must be ≥ 0 points; got {cfg.search_budget!r}")
     if cfg.search_target is not None and not 0 <= cfg.search_target <= 100:
         raise UserError(f"SSD search_target must be a percentage in 0..100; got {cfg.search_target!r}")
     if cfg.search_forget_n < 1 or cfg.search_retain_n < 1:
@@ -252,19 +246,11 @@ def resolve_alpha(model: nn.Module, cfg: Any, imp_d: dict[str, torch.Tensor], im
         return alpha, float(cfg.lam), record
     if splits is None:
         raise UserError("SSD alpha='search' needs the forget/retain splits (run it as the ssd/lfssd method)")
-    params = dict(model.named_parameters())
-    original = {n: p.detach().clone() for n, p in params.items()}
-
-    @torch.no_grad()
-    def restore() -> None:
-        for n, p in params.items():
-            p.copy_(original[n])
-
     def dampen_at(alpha: float, lam: float) -> int:
         return dampen(model, imp_d, imp_df, alpha=alpha, lam=lam, exponent=cfg.exponent, bound=cfg.bound,
                       param_filter=keep).total_selected
 
-    return search_alpha(model, splits, cfg, dampen_at, restore)
+    return search_alpha(model, splits, cfg, dampen_at, snapshot_weights(model))
 
 
 def describe(record: dict[str, Any]) -> str:

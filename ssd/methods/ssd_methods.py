@@ -10,7 +10,6 @@ computes only Df's.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +20,14 @@ from torch import nn
 
 from datasets.base import ImageData
 from ssd.cache import ImportanceCache, importance_key, indices_hash, model_sha256
-from ssd.dampening import DampenStats, dampen, make_param_filter
+from ssd.dampening import DampenStats, NameFilter, dampen, make_param_filter, snapshot_weights
 from ssd.errors import UserError
 from ssd.importance import MODES, ORDERS, compute_importances, make_order, order_within, shuffled_order
-from ssd.methods.alpha_select import AlphaSelectConfig, check_alpha, effective_reference, resolve_alpha
+from ssd.methods.alpha_select import AlphaSelectConfig, check_search, effective_reference, resolve_alpha
 from ssd.methods.protocol import check_protocol
 from ssd.methods.registry import register_method
 from ssd.splits import Splits
-from ssd.utils import model_device, synchronize
+from ssd.utils import model_device, timed
 
 REFERENCES = ("full", "retain")
 
@@ -73,17 +72,27 @@ def effective_order(cfg: SSDConfig) -> str:
 
 
 def check_config(cfg: SSDConfig) -> None:
-    """One-line UserErrors for settings outside their choices."""
+    """One-line UserErrors for settings outside their choices. Types, signs and finiteness (α, λ,
+    bound, batch and chunk sizes) are refused earlier, when the config is made
+    (`MethodConfig.__post_init__`, ssd/methods/registry.py); tests/test_ssd_checks.py."""
     check_protocol(cfg.protocol)
     for name, value, choices in (("mode", cfg.mode, MODES), ("order", cfg.order, ORDERS),
                                  ("reference", effective_reference(cfg), REFERENCES)):
         if value not in choices:
             raise UserError(f"SSD {name} must be one of {', '.join(choices)}; got {value!r}")
-    check_alpha(cfg)
-    if cfg.lam < 0 or cfg.bound < 0:
-        raise UserError(f"SSD lam and bound must be non-negative (got {cfg.lam}, {cfg.bound})")
-    if cfg.batch_size < 1 or cfg.chunk_size < 1:
-        raise UserError("SSD batch_size and chunk_size must be positive")
+    check_search(cfg)
+
+
+@dataclass(frozen=True)
+class ImportanceInfo:
+    """How `ssd_importances` made its importances: the parameter filter they were computed for
+    (dampening must use the same), whether D's came from the cache, and the seconds D's took
+    when they were computed (read from the cache entry on a hit; None for an entry written
+    before this was recorded)."""
+
+    keep: NameFilter | None
+    cache_hit: bool
+    d_importance_s: float | None
 
 
 def ssd_importances(
@@ -95,41 +104,33 @@ def ssd_importances(
     *,
     checkpoint_sha256: str | None = None,
     task: str = "full_class",
-    timing: dict[str, Any] | None = None,
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], bool]:
-    """(imp_D, imp_Df, whether imp_D came from the cache), in `cfg`'s mode and order.
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], ImportanceInfo]:
+    """(imp_D, imp_Df, :class:`ImportanceInfo`), in `cfg`'s mode and order.
 
     Paper order (`order="paper"` or `protocol="authors"`): D as the authors' loader for
     `task` visits it (:func:`ssd.importance.paper_order`), Df in the order its rows appear
     there (their forget loader and D's forget part are one list). Shuffled: seeded
-    permutations of each. `timing`, when given, receives `d_importance_s`: the seconds D's
-    importances took when they were computed (read back from the cache entry on a hit;
-    None for an entry written before this was recorded).
+    permutations of each.
     """
     check_config(cfg)
     device = model_device(model)
-    keep = make_param_filter(model, cfg.params, cfg.exclude_norm)
+    keep = make_param_filter(model, cfg.params, cfg.exclude_norm)  # the one filter: dampening uses info.keep
     order = effective_order(cfg)
     d_order = make_order(order, d_data, cfg.seed, forget=df_data, task=task)
     df_order = order_within(d_order, d_data, df_data) if order == "paper" else shuffled_order(len(df_data), cfg.seed)
     if order == "paper" and len(df_order) != len(df_data):  # Df not inside D (reference="retain")
         df_order = None
-    made: dict[str, Any] = {}
 
     def importances(data: ImageData, order: torch.Tensor | None) -> dict[str, torch.Tensor]:
         return compute_importances(model, data, mode=cfg.mode, batch_size=cfg.batch_size, order_indices=order,
                                    device=device, chunk_size=cfg.chunk_size, only=keep)
 
     def d_importances() -> dict[str, torch.Tensor]:
-        t0 = time.perf_counter()
-        imps = importances(d_data, d_order)
-        synchronize(device)
-        made["compute_s"] = time.perf_counter() - t0
-        return imps
+        return importances(d_data, d_order)
 
-    hit = False
     if cache is None:
-        imp_d = d_importances()
+        imp_d, d_s = timed(d_importances, device)
+        hit = False
     else:
         names = [n for n, _ in model.named_parameters()]
         key, fields = importance_key(
@@ -139,28 +140,19 @@ def ssd_importances(
             order=order, seed=cfg.seed, params=None if keep is None else [n for n in names if keep(n)],
         )
         expect = {n: p.shape for n, p in model.named_parameters()}
-        meta = {**fields, "n": len(d_data)}
-
-        def compute_and_note() -> dict[str, torch.Tensor]:
-            imps = d_importances()
-            meta["compute_s"] = made["compute_s"]  # stored in the entry: a later hit reports it
-            return imps
-
-        imp_d, hit = cache.get_or_compute(key, meta, expect, compute_and_note, device=device)
-        if hit:
-            made["compute_s"] = (cache.last_meta or {}).get("compute_s")
+        # the entry stores D's compute seconds (`compute_s`): a later hit reports them
+        imp_d, hit, entry = cache.get_or_compute(key, {**fields, "n": len(d_data)}, expect, d_importances,
+                                                 device=device)
+        d_s = entry.get("compute_s")
     imp_df = importances(df_data, df_order)
-    if timing is not None:
-        timing["d_importance_s"] = made.get("compute_s")
-    return imp_d, imp_df, hit
+    return imp_d, imp_df, ImportanceInfo(keep=keep, cache_hit=hit, d_importance_s=d_s)
 
 
-def _record(stats: DampenStats, cfg: SSDConfig, hit: bool | None, task: str,
-            timing: dict[str, Any] | None = None) -> DampenStats:
+def _record(stats: DampenStats, cfg: SSDConfig, info: ImportanceInfo, task: str) -> DampenStats:
     stats.mode, stats.reference, stats.order = cfg.mode, effective_reference(cfg), effective_order(cfg)
-    stats.batch_size, stats.seed, stats.cache_hit = cfg.batch_size, cfg.seed, hit
+    stats.batch_size, stats.seed, stats.cache_hit = cfg.batch_size, cfg.seed, info.cache_hit
     stats.protocol, stats.task = cfg.protocol, task
-    stats.d_importance_s = (timing or {}).get("d_importance_s")
+    stats.d_importance_s = info.d_importance_s
     return stats
 
 
@@ -182,16 +174,14 @@ def ssd_unlearn(
     `task` picks the authors' order when it is used. α "auto"/"search" is resolved from
     the importances (search also needs `splits`).
     """
-    timing: dict[str, Any] = {}
-    imp_d, imp_df, hit = ssd_importances(model, d_data, df_data, cfg, cache, checkpoint_sha256=checkpoint_sha256,
-                                         task=task, timing=timing)
-    keep = make_param_filter(model, cfg.params, cfg.exclude_norm)
+    imp_d, imp_df, info = ssd_importances(model, d_data, df_data, cfg, cache, checkpoint_sha256=checkpoint_sha256,
+                                          task=task)
     n_all = len(d_data) + (len(df_data) if effective_reference(cfg) == "retain" else 0)
-    alpha, lam, choice = resolve_alpha(model, cfg, imp_d, imp_df, keep, len(df_data), n_all, splits)
+    alpha, lam, choice = resolve_alpha(model, cfg, imp_d, imp_df, info.keep, len(df_data), n_all, splits)
     stats = dampen(model, imp_d, imp_df, alpha=alpha, lam=lam, exponent=cfg.exponent, bound=cfg.bound,
-                   param_filter=keep)
+                   param_filter=info.keep)
     stats.alpha_select = choice
-    return _record(stats, cfg, hit, task, timing)
+    return _record(stats, cfg, info, task)
 
 
 def ssd_sweep(
@@ -212,30 +202,21 @@ def ssd_sweep(
     Importances are computed once; each point restores the original weights and dampens
     them. The model holds its original weights again when this returns.
     """
-    timing: dict[str, Any] = {}
-    imp_d, imp_df, hit = ssd_importances(model, d_data, df_data, cfg, cache, checkpoint_sha256=checkpoint_sha256,
-                                         task=task, timing=timing)
-    keep = make_param_filter(model, cfg.params, cfg.exclude_norm)
-    params = dict(model.named_parameters())
-    original = {n: p.detach().clone() for n, p in params.items()}
+    imp_d, imp_df, info = ssd_importances(model, d_data, df_data, cfg, cache, checkpoint_sha256=checkpoint_sha256,
+                                          task=task)
+    restore = snapshot_weights(model)
     rows: list[dict[str, Any]] = []
     try:
         for lam in lambdas:
             for alpha in alphas:
-                _restore(params, original)
+                restore()
                 stats = _record(dampen(model, imp_d, imp_df, alpha=alpha, lam=lam, exponent=cfg.exponent,
-                                       bound=cfg.bound, param_filter=keep), cfg, hit, task, timing)
+                                       bound=cfg.bound, param_filter=info.keep), cfg, info, task)
                 rows.append({"alpha": float(alpha), "lam": float(lam), "selected": stats.total_selected,
                              "stats": dataclasses.asdict(stats), **evaluate(model)})
     finally:
-        _restore(params, original)
+        restore()
     return rows
-
-
-@torch.no_grad()
-def _restore(params: dict[str, nn.Parameter], original: dict[str, torch.Tensor]) -> None:
-    for n, p in params.items():
-        p.copy_(original[n])
 
 
 def reference_data(splits: Splits, reference: str) -> ImageData:
