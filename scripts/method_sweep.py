@@ -10,7 +10,12 @@ original model's; rows are appended to `--results` (a benchmark, not a test).
     .venv/bin/python scripts/method_sweep.py --method blindspot --grid "lr=1e-4 1e-3" --tasks full_class
 
 `--grid NAME=V1,V2` (commas or spaces) may repeat; the grid is their product. Values are
-Python literals where they parse as one.
+Python literals where they parse as one. Grid points start from the method's defaults, or with
+`--suite-settings` from the settings the suite gives the method on each task (its
+[method_settings], then the task's own) — how the per-task settings of the sub-class and random
+tasks were swept. The flag column is the report's verdict (ssd/report/verdicts.py) against the
+original model alone: with no retrained model in the sweep, a random task's "did not forget" is
+the report's "not judged".
 """
 
 from __future__ import annotations
@@ -56,11 +61,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--tasks", default=None, help="comma-separated task names (default: all of the suite's)")
     p.add_argument("--seeds", default="0", help="e.g. 0 or 0-2 or 0,2")
     p.add_argument("--results", default="results/method_sweep.jsonl", help="rows are appended here")
+    p.add_argument("--suite-settings", action="store_true",
+                   help="start each grid point from the suite's settings for the method on the task")
     args = p.parse_args(argv)
 
     from ssd.experiment import RunSpec, Session, run_one
     from ssd.methods.registry import METHODS
     from ssd.report.rows import df_key
+    from ssd.report.verdicts import cell_verdicts
     from ssd.results import append_row
     from ssd.suite import checkpoint_for, load_suite, parse_seeds
 
@@ -70,8 +78,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     tasks = [t for t in suite["tasks"] if args.tasks is None or t["task"] in args.tasks.split(",")]
     names = list(grid)
     session = Session()
-    print(f"| task | class | seed | {' | '.join(names) or 'setting'} | Df % (orig) | DrTest % (orig) | time s |")
-    print("|" + "---|" * (len(names or [0]) + 6))
+    print(f"| task | class | seed | {' | '.join(names) or 'setting'} | Df % (orig) | DrTest % (orig) | time s | flag |")
+    print("|" + "---|" * (len(names or [0]) + 7))
     for task in tasks:
         net = (suite.get("nets") or ["ConvNet"])[0]
         ckpt = checkpoint_for(suite, net, task["dataset"])
@@ -83,17 +91,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                               forget_class=cls, n_forget=task.get("n_forget", 100), seed=seed,
                               device=suite.get("device", "cpu"),
                               retain_eval_size=suite.get("retain_eval_size", 5000))
-                base = run_one(RunSpec(method="baseline", **common), session)["metrics"]
+                base_row = run_one(RunSpec(method="baseline", **common), session)
+                base = base_row["metrics"]
                 dk = df_key(task["task"])
+                start = {**suite.get("method_settings", {}).get(args.method, {}),
+                         **task.get("method_settings", {}).get(args.method, {})} if args.suite_settings else {}
                 for values in itertools.product(*grid.values()) if names else [()]:
-                    over = dict(zip(names, values, strict=True))
+                    over = {**start, **dict(zip(names, values, strict=True))}
                     row = run_one(RunSpec(method=args.method, overrides=over, **common), session)
                     append_row(args.results, row)
                     m = row["metrics"]
+                    flag = cell_verdicts([base_row, row]).get(args.method)
                     print(f"| {task['task']} | {cls or '-'} | {seed} | "
                           + " | ".join(str(v) for v in values) + (" | default" if not names else "")
                           + f" | {m[dk]:.1f} ({base[dk]:.1f}) | {m['DrTest']:.1f} ({base['DrTest']:.1f}) "
-                          f"| {m['MethodTime']:.1f} |", flush=True)
+                          f"| {m['MethodTime']:.1f} | {flag.flag if flag else ''} |", flush=True)
 
 
 if __name__ == "__main__":
