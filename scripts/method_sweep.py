@@ -11,8 +11,8 @@ original model's; rows are appended to `--results` (a benchmark, not a test).
 
 `--grid NAME=V1,V2` (commas or spaces) may repeat; the grid is their product. Values are
 Python literals where they parse as one. Grid points start from the method's defaults, or with
-`--suite-settings` from the settings the suite gives the method on each task (its
-[method_settings], then the task's own) — how the per-task settings of the sub-class and random
+`--suite-settings` from the settings the suite runs the method with on each task (its
+[method_settings], then the task's own; `suite_settings`) — how the per-task settings of the sub-class and random
 tasks were swept. The flag column is the report's verdict (ssd/report/verdicts.py) against the
 original model alone: with no retrained model in the sweep, a random task's "did not forget" is
 the report's "not judged".
@@ -52,6 +52,15 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[object]]:
     return grid
 
 
+def suite_settings(suite: dict[str, object], method: str) -> dict[str, dict[str, object]]:
+    """Task name → the settings the suite runs `method` with there (its protocol, its
+    [method_settings], the task's own, and the mains' SSD_PARAMS α/λ): its grid's overrides."""
+    from ssd.suite import build_grid
+
+    args = argparse.Namespace(seeds=None, methods=method, nets=None, device=None, data_root=None, download=False)
+    return {spec.task: dict(spec.overrides) for spec in build_grid(suite, args) if spec.label is None}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="scripts/method_sweep.py", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -77,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     grid = parse_grid(args.grid)
     tasks = [t for t in suite["tasks"] if args.tasks is None or t["task"] in args.tasks.split(",")]
     names = list(grid)
+    suite_start = suite_settings(suite, args.method) if args.suite_settings else {}
     session = Session()
     print(f"| task | class | seed | {' | '.join(names) or 'setting'} | Df % (orig) | DrTest % (orig) | time s | flag |")
     print("|" + "---|" * (len(names or [0]) + 7))
@@ -94,8 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 base_row = run_one(RunSpec(method="baseline", **common), session)
                 base = base_row["metrics"]
                 dk = df_key(task["task"])
-                start = {**suite.get("method_settings", {}).get(args.method, {}),
-                         **task.get("method_settings", {}).get(args.method, {})} if args.suite_settings else {}
+                start = suite_start.get(task["task"], {})
                 for values in itertools.product(*grid.values()) if names else [()]:
                     over = {**start, **dict(zip(names, values, strict=True))}
                     row = run_one(RunSpec(method=args.method, overrides=over, **common), session)
