@@ -112,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     m = row["metrics"]
                     flag = cell_verdicts([base_row, row]).get(args.method)
                     print(f"| {task['task']} | {cls or '-'} | {seed} | "
-                          + " | ".join(str(v) for v in values) + (" | default" if not names else "")
+                          + (" | ".join(str(v) for v in values) if names
+                             else "suite" if args.suite_settings else "default")
                           + f" | {m[dk]:.1f} ({base[dk]:.1f}) | {m['DrTest']:.1f} ({base['DrTest']:.1f}) "
                           f"| {m['MethodTime']:.1f} | {flag.flag if flag else ''} |", flush=True)
 
