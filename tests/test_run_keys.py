@@ -97,11 +97,11 @@ def test_set_reaches_one_entry_of_a_suite_table() -> None:
 
     suite = load_suite("ulira-resnet")
     merged = apply_sets(suite, ["ulira_settings.seed=1", "method_settings.finetune.epochs=5", "width=4"])
-    assert merged["ulira_settings"] == {"pool": 1000, "seed": 1} and merged["width"] == 4
+    assert merged["ulira_settings"] == {"seed": 1} and merged["width"] == 4  # a table the file lacks is made
     assert merged["method_settings"]["finetune"]["epochs"] == 5
     assert merged["method_settings"]["fisher"] == suite["method_settings"]["fisher"]
-    assert suite["ulira_settings"] == {"pool": 1000}  # the loaded suite is not changed
-    for bad, why in (("ulira_settings={}", "cannot replace"), ("tasks.0.n_forget=5", "not a table"),
+    assert "ulira_settings" not in suite and suite["method_settings"]["finetune"] == {"epochs": 2}  # not changed
+    for bad, why in (("method_settings={}", "cannot replace"), ("tasks.0.n_forget=5", "not a table"),
                      ("width.x=1", "not a table")):
         with pytest.raises(UserError, match=why):
             apply_sets(suite, [bad])
