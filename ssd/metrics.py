@@ -100,9 +100,12 @@ def mia_entropy(
     ask for sklearn's old `multi_class="multinomial"` (gone from current sklearn), which
     for two classes only halves the L2 penalty — negligible with one feature and
     thousands of samples. Retain and forget sets should be disjoint (forget is a member
-    set we ask about, not one we train on). nan when any set is empty.
+    set we ask about, not one we train on). nan when any set is empty, or when a diverged
+    model's outputs are not finite (there is no attack to fit on them).
     """
     if min(retain_logits.shape[0], test_logits.shape[0], forget_logits.shape[0]) == 0:
+        return NAN
+    if not _finite(retain_logits, test_logits, forget_logits):
         return NAN
     x = torch.cat([entropy(retain_logits), entropy(test_logits)]).numpy().reshape(-1, 1)
     y = np.concatenate([np.ones(retain_logits.shape[0]), np.zeros(test_logits.shape[0])])
@@ -122,7 +125,7 @@ def tpr_at_fpr(member_scores: torch.Tensor, nonmember_scores: torch.Tensor, fpr:
     """
     from sklearn.metrics import roc_curve
 
-    if member_scores.numel() == 0 or nonmember_scores.numel() == 0:
+    if member_scores.numel() == 0 or nonmember_scores.numel() == 0 or not _finite(member_scores, nonmember_scores):
         return NAN
     fprs, tprs, _ = roc_curve(*_labelled(member_scores, nonmember_scores), drop_intermediate=False)
     return float(tprs[fprs <= fpr + 1e-12].max())
@@ -131,9 +134,15 @@ def tpr_at_fpr(member_scores: torch.Tensor, nonmember_scores: torch.Tensor, fpr:
 def _auc(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> float:
     from sklearn.metrics import roc_auc_score
 
-    if member_scores.numel() == 0 or nonmember_scores.numel() == 0:
+    if member_scores.numel() == 0 or nonmember_scores.numel() == 0 or not _finite(member_scores, nonmember_scores):
         return NAN
     return float(roc_auc_score(*_labelled(member_scores, nonmember_scores)))
+
+
+def _finite(*tensors: torch.Tensor) -> bool:
+    """Whether every value is finite: a diverged model (NaN weights) gives NaN outputs, and an
+    attack on them is undefined (nan), not an error that stops a sweep."""
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def _labelled(member_scores: torch.Tensor, nonmember_scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -218,6 +218,20 @@ def test_evaluate_random_and_sub_class(digits: tuple[ImageData, ImageData]) -> N
     _check_evaluate(sub, {"ZRF", "ZRF_DfTest"})
 
 
+def test_a_diverged_model_is_scored_not_raised(digits: tuple[ImageData, ImageData]) -> None:
+    """NaN weights (a method that diverged, e.g. NegGrad+ at lr 0.1) give NaN outputs: the
+    attacks are undefined there (nan) instead of sklearn's "Input X contains NaN" stopping a
+    sweep; the accuracies still say the model is broken."""
+    train, test = digits
+    model = tiny_model(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    res = evaluate(model, make_splits("random", train, test, n_forget=50))
+    assert math.isnan(res["MIA"]) and math.isnan(res["MIA_loss_auc"]) and math.isnan(res["MIA_conf_tpr@1%"])
+    assert res["TestAcc"] < 50
+
+
 def test_evaluate_hand_built_splits_not_drawn_from_test(digits: tuple[ImageData, ImageData]) -> None:
     train, test = digits
     # forget_test comes from the training data here, so it cannot reuse the test logits.

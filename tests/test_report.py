@@ -225,6 +225,11 @@ def test_a_retrained_model_that_stays_put_means_not_judged(results: Path) -> Non
     for r in retrain:  # a retrained model that scores the forgotten samples like the original: nothing to detect
         r["metrics"] = {**r["metrics"], "Df": r["metrics"]["Df"] - 1.0}
     assert cell_verdicts(rows + retrain)["ssd"].flag == "not judged"
+    # ... but a retain cost is still flagged there (it hid SSD's −19-point seed on the quick suite)
+    worse = [{**r, "metrics": {**r["metrics"], "DrTest": r["metrics"]["DrTest"] - 12.0}} if r["method"] == "ssd"
+             else r for r in rows]
+    verdict = cell_verdicts(worse + retrain)["ssd"]
+    assert verdict.flag.startswith("retain −") and "not judged" in verdict.why
 
 
 def test_one_seed_prints_na_not_zero_spread(results: Path) -> None:

@@ -15,7 +15,8 @@ same cell:
   original model's, i.e. below their midpoint: the model no longer classifies, so a low
   forget accuracy means nothing.
 * **retain −N pts**: not collapsed, but retain-test accuracy fell more than `FORGET_MARGIN`
-  points below the original's (a cost the reader should see beside the forget column).
+  points below the original's (a cost the reader should see beside the forget column); shown
+  in a "not judged" cell too, where it is the only thing to flag.
 """
 
 from __future__ import annotations
@@ -86,9 +87,14 @@ def cell_verdicts(rows: Sequence[Row]) -> dict[str, Verdict]:
         if math.isfinite(chance) and math.isfinite(dr) and dr < (orig_dr + chance) / 2:
             out[method] = Verdict("collapsed", f"retain-test accuracy {dr:.1f} % is closer to chance "
                                   f"({chance:.1f} %) than to the original's {orig_dr:.1f} %")
-        elif not judge_forget:
-            out[method] = Verdict("not judged", f"the retrained model's forget accuracy ({retr_df:.1f} %) is within "
-                                  f"{FORGET_MARGIN:g} points of the original's ({orig_df:.1f} %)")
+        elif not judge_forget:  # forgetting cannot be judged here, but a retain cost still shows
+            why = (f"the retrained model's forget accuracy ({retr_df:.1f} %) is within {FORGET_MARGIN:g} points "
+                   f"of the original's ({orig_df:.1f} %)")
+            if math.isfinite(dr) and orig_dr - dr > FORGET_MARGIN:
+                out[method] = Verdict(f"retain −{orig_dr - dr:.0f} pts", f"retain-test accuracy {dr:.1f} % vs the "
+                                      f"original's {orig_dr:.1f} % (forgetting not judged: {why})")
+            else:
+                out[method] = Verdict("not judged", why)
         elif math.isfinite(df) and orig_df - df < FORGET_MARGIN:
             out[method] = Verdict("did not forget", f"forget accuracy {df:.1f} % is within {FORGET_MARGIN:g} points "
                                   f"of the original's {orig_df:.1f} %")
