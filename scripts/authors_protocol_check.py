@@ -88,7 +88,7 @@ def one_task(task: str, ckpt: str, dataset: str, args: argparse.Namespace) -> di
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mnist", required=True, help="ConvNet checkpoint trained on MNIST")
     p.add_argument("--coarse", required=True, help="ConvNet checkpoint trained on MNISTCoarse")
@@ -101,7 +101,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tasks", default="full_class,sub_class,random")
     p.add_argument("--results", default="results/authors_protocol.jsonl")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     rows = []
     for task in args.tasks.split(","):
@@ -129,4 +129,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ssd.errors import run_cli
+
+    sys.exit(run_cli(main))

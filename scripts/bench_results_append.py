@@ -62,14 +62,14 @@ def timed(fn, path: Path, rows: list[dict]) -> dict:  # noqa: ANN001
             "last_tenth_ms_per_row": 1000 * (end - t_tail) / (len(rows) - tail_start)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=2080, help="rows to append (the paper grid: 2,080)")
     p.add_argument("--rows-from", default=str(REPO / "docs/results/cpu-paper/cpu-paper.jsonl"),
                    help="a results file whose rows are cycled as the payload")
     p.add_argument("--work", default=None, help="folder for the two files (default: a temporary folder)")
     p.add_argument("--results", default="results/bench_results_append.jsonl")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     source = read_rows(args.rows_from, quiet=True)
     if not source:
         sys.exit(f"{args.rows_from} has no rows to use as the payload; pass --rows-from FILE")
@@ -91,4 +91,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ssd.errors import run_cli
+
+    sys.exit(run_cli(main))

@@ -62,7 +62,7 @@ def bench(net: str, dataset: str, device: torch.device, batch_size: int, steps: 
             "steps": steps, "images_per_s": steps * batch_size / elapsed, "seconds": elapsed}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nets", nargs="+", default=[",".join(MODELS.names())], help="ConvNet,ResNet18 or ConvNet ResNet18")
     p.add_argument("--device", default="cpu")
@@ -71,7 +71,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--results", default="results/bench_train.jsonl")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -90,4 +90,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ssd.errors import run_cli
+
+    sys.exit(run_cli(main))

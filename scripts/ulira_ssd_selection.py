@@ -32,7 +32,7 @@ from ssd.methods.ssd_methods import ssd_unlearn  # noqa: E402
 from ssd.privacy import audit  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weight-path", required=True)
     ap.add_argument("--data-root", required=True)
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=1000)
     ap.add_argument("--shadows", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=10.0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     spec = RunSpec(task="random", net=args.net, dataset=args.dataset, weight_path=args.weight_path, method="ssd",
                    n_forget=100, seed=0, data_root=args.data_root, retain_eval_size=1000,
@@ -90,4 +90,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ssd.errors import run_cli
+
+    sys.exit(run_cli(main))

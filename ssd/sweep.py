@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +47,9 @@ def parse_floats(text: str | Sequence[str], flag: str, keywords: Sequence[str] =
         raise UserError(f"{flag} expects comma-separated numbers{extra}, got {text!r}") from None
     if not values:
         raise UserError(f"{flag} needs at least one value")
+    bad = [v for v in values if not isinstance(v, str) and not (v >= 0 and math.isfinite(v))]
+    if bad:  # α, λ and the baselines' strengths: finite and ≥ 0 (refused here, before any work)
+        raise UserError(f"{flag} values must be finite numbers ≥ 0, got {', '.join(f'{v:g}' for v in bad)}")
     return values
 
 

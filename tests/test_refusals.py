@@ -192,7 +192,7 @@ def test_sweep_refuses_negative_alpha_before_writing(ckpt: Path, tmp_path: Path,
 
     refused(capsys, main, ["-net", "ConvNet", "-weight_path", str(ckpt), "-dataset", "Digits", "-forget_class", "2",
                            "--alphas", "10,-1", "--results", str(tmp_path / "r.jsonl"),
-                           "--cache-dir", str(tmp_path / "cache"), "--retain-eval-size", "100"], "alpha must be ≥ 0")
+                           "--cache-dir", str(tmp_path / "cache"), "--retain-eval-size", "100"], "--alphas values must be finite numbers ≥ 0")
     assert not (tmp_path / "r.jsonl").exists()
 
 

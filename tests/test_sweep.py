@@ -145,3 +145,15 @@ lambdas = [0.5, 2]
     run_suite(args)  # everything recorded: neither sweep runs again
     err = capsys.readouterr().err
     assert "[suite] sweep" not in err and len(results.read_text().splitlines()) == len(lines)
+
+
+def test_sweep_values_must_be_finite_and_not_negative() -> None:
+    """α/λ grids are refused in one line before any work (ssd_alpha_sweep.py's --alphas -1 ended in
+    dampen's ValueError traceback); the α keywords pass through."""
+    from ssd.errors import UserError
+    from ssd.sweep import parse_floats
+
+    assert parse_floats("0,2.5 auto", "--alphas", keywords=("auto",)) == [0.0, 2.5, "auto"]
+    for bad in ("-1", "1,nan", "inf"):
+        with pytest.raises(UserError, match="finite numbers ≥ 0"):
+            parse_floats(bad, "--alphas")
