@@ -78,3 +78,17 @@ def task_setup() -> dict[str, tuple[nn.Module, Splits]]:
 def trained() -> tuple[nn.Module, Splits]:
     """A ConvNet fitted to tiny Digits and the full-class split of digit 3 (tests copy the model)."""
     return trained_digits()
+
+
+@pytest.fixture(scope="session")
+def untrained_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained Digits ConvNet saved as a finished checkpoint: refusals need no trained weights."""
+    from datasets import dataset_info
+    from models import build_model
+    from ssd.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    save_checkpoint(path, build_model("ConvNet", dataset_info("Digits")),
+                    {"net": "ConvNet", "dataset": "Digits", "classes": 10, "complete": True})
+    return path

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 import forget_full_class_main
 import forget_random_main
@@ -25,13 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained Digits ConvNet saved as a finished checkpoint (refusals need no trained weights)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    save_checkpoint(path, build_model("ConvNet", dataset_info("Digits")),
-                    {"net": "ConvNet", "dataset": "Digits", "classes": 10, "complete": True})
-    return path
+def ckpt(untrained_ckpt: Path) -> Path:
+    return untrained_ckpt  # tests/conftest.py
 
 
 def refused(capsys: pytest.CaptureFixture[str], main, argv: list[str], want: str) -> str:  # noqa: ANN001

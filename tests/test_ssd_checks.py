@@ -17,12 +17,8 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
 import forget_full_class_main
-from datasets import dataset_info
-from models import build_model
-from ssd.checkpoint import save_checkpoint
 from ssd.errors import UserError, run_cli
 from ssd.methods.protocol import apply_protocol
 from ssd.methods.ssd_methods import LFSSDConfig, SSDConfig, check_config
@@ -76,13 +72,8 @@ def test_made_and_replaced_configs_are_refused_by_post_init(name: str, value: ob
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained Digits ConvNet saved as a finished checkpoint (a refusal needs no training)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    save_checkpoint(path, build_model("ConvNet", dataset_info("Digits")),
-                    {"net": "ConvNet", "dataset": "Digits", "classes": 10, "complete": True})
-    return path
+def ckpt(untrained_ckpt: Path) -> Path:
+    return untrained_ckpt  # tests/conftest.py
 
 
 def refused_line(capsys: pytest.CaptureFixture[str], main, argv: list[str]) -> str:  # noqa: ANN001
