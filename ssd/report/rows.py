@@ -42,10 +42,9 @@ def load_rows(source: RowsOrPaths) -> list[Row]:
     if len(unique) < len(rows):
         print(f"note: {len(rows) - len(unique)} duplicate row(s) (a run recorded twice) were counted once",
               file=sys.stderr)
-    audits = {unaudited_key(r): r for r in unique.values()}
-    audits.pop(None, None)
-    kept = [with_audit(r, audits[k]) if k in audits else r for k, r in unique.items()
-            if unaudited_key(r) not in unique]
+    plain = {k: unaudited_key(r) for k, r in unique.items()}  # None unless the row carries an audit
+    audits = {p: unique[k] for k, p in plain.items() if p is not None}
+    kept = [with_audit(r, audits[k]) if k in audits else r for k, r in unique.items() if plain[k] not in unique]
     if len(kept) < len(unique):
         print(f"note: {len(unique) - len(kept)} run(s) recorded both in a grid and with their U-LiRA audit are "
               "shown once: the grid's row with the audit's figures", file=sys.stderr)
