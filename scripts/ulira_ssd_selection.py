@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import hashlib
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from ssd.experiment import RunSpec, Session, build_splits, method_config  # noqa
 from ssd.methods.registry import METHODS  # noqa: E402
 from ssd.methods.ssd_methods import ssd_unlearn  # noqa: E402
 from ssd.privacy import audit  # noqa: E402
+from ssd.utils import sha256_file  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
                    ulira_settings={"pool": args.pool})
     session = Session(cache_dir=args.cache_dir)
     model, meta = session.model(spec)
-    sha = hashlib.sha256(Path(args.weight_path).read_bytes()).hexdigest()
+    sha = sha256_file(args.weight_path)
     splits = build_splits(spec, session, sha, meta)
     splits.context.pop("cache_dir", None)  # no importance-cache entries from a reading script
     cfg = method_config("ssd", spec)
@@ -69,12 +69,9 @@ def main(argv: list[str] | None = None) -> None:
 
     full_train = session.data(spec, True)
     settings = audit.resolve_pool(audit.check_request(spec), len(splits.train), len(full_train))
-    shadows = audit.new_shadow_set(spec.net, splits.model_factory, full_train, settings, len(splits.forget),
-                                   torch.device(spec.device))
-    probe = splits.model_factory()
-    arch = hashlib.sha256(repr([(k, tuple(v.shape)) for k, v in probe.state_dict().items()]).encode()).hexdigest()
-    path = audit._cache_file(session.cache_dir, spec.net, spec.dataset, settings, len(splits.forget), arch)
-    if not (path.is_file() and audit._load_into(path, shadows)):
+    shadows, path, stored = audit.stored_shadow_set(spec, session, settings, splits,
+                                                     audit.architecture_digest(splits))
+    if not stored:
         sys.exit(f"no matching shadow set at {path}; this script does not train shadows")
     counts = []
     for k in range(shadows.originals.k):

@@ -166,6 +166,9 @@ def method_overrides(method: str, net: str, table: SSDParams, alpha: float | str
 
 def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse a main's flags, run one method, print its metrics, append the row, log to wandb."""
+    from ssd.utils import code_version
+
+    code_version()  # pinned before any work: the row names the code this process started with
     args = build_parser(task).parse_args(argv)
     from datasets import dataset_info
     from ssd.experiment import RunSpec, Session, method_config, run_one, spec_key

@@ -35,8 +35,6 @@ from ssd.splits import Splits, make_splits
 from ssd.utils import atomic_write_bytes, code_version, synchronize
 
 # The authors' -method names, kept working verbatim.
-code_version()  # pinned now, when the run's code is imported (see code_version)
-
 METHOD_ALIASES = {"ssd_tuning": "ssd", "lfssd_tuning": "lfssd", "FisherForgetting": "fisher", "NTK": "ntk"}
 
 
@@ -131,7 +129,7 @@ class Session:
         return config if isinstance(config, dict) else None
 
     def load_retrained(self, net: str, splits: Splits,
-                       rebuild: Callable[[dict[str, Any] | None], None] | None = None) -> nn.Module | None:
+                       rebuild: Callable[[dict[str, Any] | None], None]) -> nn.Module | None:
         """The retrained model of this split (memory, else the cache folder). A damaged file
         (checksum, NaN, unreadable) is never used: one note, then `rebuild(settings)` retrains
         it with the retrain settings it was made with (None when they are unknown)."""
@@ -141,11 +139,7 @@ class Session:
             try:
                 state, _ = read_checkpoint(path)
             except UserError as err:
-                print(f"note: retrained reference {path} is unusable ({err}); "
-                      f"{'retraining it' if rebuild else 'ActDist left empty'}", file=sys.stderr)
-                if rebuild is None:
-                    path.unlink(missing_ok=True)
-                    return None
+                print(f"note: retrained reference {path} is unusable ({err}); retraining it", file=sys.stderr)
                 rebuild(self.retrained_settings(path))  # replaces the file (a refusal leaves it, to refuse again)
                 return self.retrained.get(f"{net}/{key}")
             model = splits.model_factory()

@@ -322,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
+    from ssd.utils import code_version
+
+    code_version()  # pinned before any work: the rows name the code this process started with
     args = build_parser().parse_args(argv)
     from ssd.cli import parse_sets, split_list
     from ssd.experiment import RunSpec, Session

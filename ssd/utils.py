@@ -213,7 +213,8 @@ def code_version() -> str:
     """The git commit of this checkout (with `+dirty` when modified), or 'unknown'.
 
     Read once per process: a suite that runs for hours records the code it started with,
-    not whatever the checkout holds when each row is written (ssd.experiment asks at import).
+    not whatever the checkout holds when each row is written (the run entry points ask first:
+    run_task_main, run_suite, the sweep's main).
     """
     try:
         rev = subprocess.run(

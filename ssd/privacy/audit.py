@@ -215,25 +215,38 @@ def resolve_pool(settings: UliraSettings, n_train: int, n_available: int) -> Uli
 def shadows_for(spec: RunSpec, session: Session, settings: UliraSettings, splits: Splits, *,
                 progress: bool = False) -> ShadowSet:
     """The session's (or the disk cache's) shadow set for this run's architecture, dataset,
-    forget-set size and settings; the pool comes from the full training set."""
+    forget-set size and settings, trained here when neither has it; the pool comes from the
+    full training set."""
+    architecture = architecture_digest(splits)
+    key = (spec.net, spec.dataset, spec.data_root, len(splits.forget), spec.device, settings, architecture)
+    store: dict[Any, ShadowSet] = session.ulira_shadows
+    if key not in store:
+        shadows, path, stored = stored_shadow_set(spec, session, settings, splits, architecture)
+        if not stored:
+            train_shadows(shadows, settings.seed, progress=progress)
+            _save(path, shadows)
+        store[key] = shadows
+    return store[key]
+
+
+def architecture_digest(splits: Splits) -> str:
+    """The run's architecture (parameter names and shapes of a fresh model), part of the cache key."""
     if splits.model_factory is None:
         raise UserError("U-LiRA needs fresh models of the run's architecture, which this run cannot build: "
                         + str(splits.context.get("references_unavailable", "no model factory")))
-    n_forget = len(splits.forget)
     probe = splits.model_factory()
-    architecture = hashlib.sha256(repr([(k, tuple(v.shape)) for k, v in probe.state_dict().items()]).encode())
-    key = (spec.net, spec.dataset, spec.data_root, n_forget, spec.device, settings, architecture.hexdigest())
-    store: dict[Any, ShadowSet] = session.ulira_shadows
-    if key in store:
-        return store[key]
+    return hashlib.sha256(repr([(k, tuple(v.shape)) for k, v in probe.state_dict().items()]).encode()).hexdigest()
+
+
+def stored_shadow_set(spec: RunSpec, session: Session, settings: UliraSettings, splits: Splits,
+                      architecture: str) -> tuple[ShadowSet, Path, bool]:
+    """(the run's shadow set, its disk-cache file, whether its trained weights were loaded from
+    that file); an unloaded set is initialised, not trained."""
+    n_forget = len(splits.forget)
     shadows = new_shadow_set(spec.net, splits.model_factory, session.data(spec, True), settings, n_forget,
                              torch.device(spec.device))
-    path = _cache_file(session.cache_dir, spec.net, spec.dataset, settings, n_forget, architecture.hexdigest())
-    if not (path.is_file() and _load_into(path, shadows)):
-        train_shadows(shadows, settings.seed, progress=progress)
-        _save(path, shadows)
-    store[key] = shadows
-    return shadows
+    path = _cache_file(session.cache_dir, spec.net, spec.dataset, settings, n_forget, architecture)
+    return shadows, path, path.is_file() and _load_into(path, shadows)
 
 
 def check_request(spec: RunSpec) -> UliraSettings:

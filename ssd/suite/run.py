@@ -35,6 +35,9 @@ def check_outputs(args: argparse.Namespace, results: Path, report: Path | None, 
 
 def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     from ssd.cli import HelpFormatter, split_list
+    from ssd.utils import code_version
+
+    code_version()  # pinned before any work: the rows name the code this process started with
 
     p = argparse.ArgumentParser(
         prog="python -m ssd.suite", formatter_class=HelpFormatter, allow_abbrev=False,
