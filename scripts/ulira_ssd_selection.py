@@ -29,7 +29,6 @@ from ssd.experiment import RunSpec, Session, build_splits, method_config  # noqa
 from ssd.methods.registry import METHODS  # noqa: E402
 from ssd.methods.ssd_methods import ssd_unlearn  # noqa: E402
 from ssd.privacy import audit  # noqa: E402
-from ssd.utils import sha256_file  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,8 +49,7 @@ def main(argv: list[str] | None = None) -> None:
                    ulira_settings={"pool": args.pool})
     session = Session(cache_dir=args.cache_dir)
     model, meta = session.model(spec)
-    sha = sha256_file(args.weight_path)
-    splits = build_splits(spec, session, sha, meta)
+    splits = build_splits(spec, session, meta["sha256"], meta)
     splits.context.pop("cache_dir", None)  # no importance-cache entries from a reading script
     cfg = method_config("ssd", spec)
 

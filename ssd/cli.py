@@ -110,9 +110,9 @@ def build_parser(task: str) -> argparse.ArgumentParser:
 
 def alpha_value(text: str) -> float | str:
     """--alpha: a number ≥ 0 or one of the keywords "auto" / "search" (docs/alpha.md)."""
-    from ssd.methods.alpha_select import ALPHA_KEYWORDS
+    from ssd.methods.registry import ALPHA_WORDS
 
-    if text in ALPHA_KEYWORDS:
+    if text in ALPHA_WORDS:
         return text
     try:
         value = float(text)

@@ -328,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     args = build_parser().parse_args(argv)
     from ssd.cli import parse_sets, split_list
     from ssd.experiment import RunSpec, Session
+    from ssd.methods.registry import ALPHA_WORDS
     from ssd.results import append_row, done_keys
     from ssd.utils import check_writable, resolve_device
 
@@ -338,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                    device=str(resolve_device(args.device)), batch_size=args.b, data_root=args.data_root,
                    download=args.download, retain_eval_size=args.retain_eval_size, overrides=parse_sets(args.set))
     baseline_alphas = parse_floats(args.baseline_alphas, "--baseline-alphas") if args.baseline_alphas else None
-    alphas = parse_floats(args.alphas, "--alphas", keywords=("auto", "search"))
+    alphas = parse_floats(args.alphas, "--alphas", keywords=ALPHA_WORDS)
     lambdas = parse_floats(args.lambdas, "--lambdas")
     methods = split_list(args.methods)
     done = done_keys([args.results])  # points already recorded are skipped: a killed sweep resumes

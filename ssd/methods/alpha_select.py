@@ -27,9 +27,9 @@ from torch import nn
 from datasets.base import ImageData
 from ssd.dampening import dampen, snapshot_weights
 from ssd.errors import UserError
-from ssd.methods.registry import ALPHA_WORDS, MethodConfig
+from ssd.methods.registry import MethodConfig
+from ssd.utils import model_device
 
-ALPHA_KEYWORDS = ALPHA_WORDS  # one list of α keywords: the config validator's
 # Geometric-ish grid around the paper's 10 (ViT's 5 and 25 included): 1 … 100.
 DEFAULT_GRID = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 25.0, 30.0, 50.0, 100.0)
 
@@ -194,7 +194,7 @@ def search_alpha(model: nn.Module, splits: Any, cfg: Any, dampen_at: Callable[[f
     """
     from ssd.metrics import accuracy, predict_logits
 
-    device = next(model.parameters()).device
+    device = model_device(model)
     f_sel, r_sel = selection_sets(splits.forget, splits.retain, splits.retain_eval, cfg.search_forget_n,
                                   cfg.search_retain_n, cfg.seed)
     f_sel, r_sel = f_sel.to(device), r_sel.to(device)

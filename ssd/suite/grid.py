@@ -149,9 +149,10 @@ def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, done: frozenset[
     for sw in suite.get("sweeps", []):
         net = sw.get("net", (suite.get("nets") or ["ConvNet"])[0])
         ckpt = checkpoint_for(suite, net, sw["dataset"])
-        ensure_checkpoint(Path(ckpt), net, sw["dataset"], device, args.data_root, args.download,
-                          progress=not args.no_progress, **pretrain_settings(suite, net))
-        shas.setdefault(ckpt, sha256_file(ckpt))
+        if ckpt not in shas:  # the grid's checkpoints are ensured and hashed already
+            ensure_checkpoint(Path(ckpt), net, sw["dataset"], device, args.data_root, args.download,
+                              progress=not args.no_progress, **pretrain_settings(suite, net))
+            shas[ckpt] = sha256_file(ckpt)
         sweep_id = run_key({**sw, "net": net, "seed": seed, "checkpoint_sha256": shas[ckpt]})
         spec = RunSpec(task=sw["task"], net=net, dataset=sw["dataset"], weight_path=ckpt, method="ssd",
                        forget_class=sw.get("forget_class"), n_forget=sw.get("n_forget", 100), seed=seed,

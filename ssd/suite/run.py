@@ -85,8 +85,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     report = None if args.no_report else (Path(args.report) if args.report
                                           else results.with_name(f"{results.stem}_report"))
     grid = build_grid(suite, args)
-    for spec in grid:  # every method setting checked before any work (pretraining included)
-        method_config(spec.method, spec)
+    cfgs = [method_config(s.method, s) for s in grid]  # every method setting checked before any work
     if args.dry_run:
         print_grid(grid)
         from ssd.suite.preflight import suite_needs
@@ -107,7 +106,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                           progress=not args.no_progress, **pretrain_settings(suite, net))
     shas = {p: sha256_file(p) for p in {s.weight_path for s in grid}}  # each checkpoint hashed once
     done = done_keys([results])  # recorded runs and sweep points (sweeps resume point by point)
-    keyed = {spec_key(s, method_config(s.method, s), shas[s.weight_path]): s for s in grid}
+    keyed = {spec_key(s, cfg, shas[s.weight_path]): s for s, cfg in zip(grid, cfgs, strict=True)}
     todo = {k: s for k, s in keyed.items() if k not in done}
     print(f"[suite] {args.suite}: {len(grid)} runs in the grid, {len(keyed) - len(todo)} already in {results}, "
           f"{len(todo)} to run", file=sys.stderr)
