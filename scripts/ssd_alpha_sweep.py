@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -83,8 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from ssd.sweep import parse_floats
 
     args.alphas, args.orders = parse_floats(args.alphas, "--alphas"), split_list(args.orders)
-    if not (args.lam >= 0 and math.isfinite(args.lam)):
-        raise UserError(f"--lambda must be a finite number ≥ 0, got {args.lam:g}")
+    args.lam = parse_floats(str(args.lam), "--lambda")[0]  # finite and ≥ 0, as the grids
     torch.set_num_threads(args.threads)
 
     root = unpack_shared_mnist(Path(args.data_root))

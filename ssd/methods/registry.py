@@ -102,7 +102,7 @@ def validate_config(cfg: Any) -> None:
 
 def config_notes(cfg: Any) -> list[str]:
     notes = []
-    if getattr(cfg, "alpha", None) == 0 and not isinstance(getattr(cfg, "alpha", None), str):
+    if getattr(cfg, "alpha", None) == 0:
         notes.append("alpha = 0 is legal but unusual: for SSD every parameter with any forget importance is "
                      "selected; for the dampening baselines the scaled weights become 0")
     return notes

@@ -78,6 +78,8 @@ def cell_verdicts(rows: Sequence[Row]) -> dict[str, Verdict]:
     judge_forget = not (math.isfinite(retr_df) and abs(orig_df - retr_df) < FORGET_MARGIN)
     classes = n_classes(rows)
     chance = 100.0 / classes if classes else math.nan
+    unjudged = (f"the retrained model's forget accuracy ({retr_df:.1f} %) is within {FORGET_MARGIN:g} points "
+                f"of the original's ({orig_df:.1f} %)")
     out: dict[str, Verdict] = {}
     for method, members in by_method.items():
         if method in ("baseline", "retrain"):
@@ -87,20 +89,15 @@ def cell_verdicts(rows: Sequence[Row]) -> dict[str, Verdict]:
         if math.isfinite(chance) and math.isfinite(dr) and dr < (orig_dr + chance) / 2:
             out[method] = Verdict("collapsed", f"retain-test accuracy {dr:.1f} % is closer to chance "
                                   f"({chance:.1f} %) than to the original's {orig_dr:.1f} %")
-        elif not judge_forget:  # forgetting cannot be judged here, but a retain cost still shows
-            why = (f"the retrained model's forget accuracy ({retr_df:.1f} %) is within {FORGET_MARGIN:g} points "
-                   f"of the original's ({orig_df:.1f} %)")
-            if math.isfinite(dr) and orig_dr - dr > FORGET_MARGIN:
-                out[method] = Verdict(f"retain −{orig_dr - dr:.0f} pts", f"retain-test accuracy {dr:.1f} % vs the "
-                                      f"original's {orig_dr:.1f} % (forgetting not judged: {why})")
-            else:
-                out[method] = Verdict("not judged", why)
-        elif math.isfinite(df) and orig_df - df < FORGET_MARGIN:
+        elif judge_forget and math.isfinite(df) and orig_df - df < FORGET_MARGIN:
             out[method] = Verdict("did not forget", f"forget accuracy {df:.1f} % is within {FORGET_MARGIN:g} points "
                                   f"of the original's {orig_df:.1f} %")
-        elif math.isfinite(dr) and orig_dr - dr > FORGET_MARGIN:
+        elif math.isfinite(dr) and orig_dr - dr > FORGET_MARGIN:  # a retain cost shows in an unjudged cell too
+            note = "" if judge_forget else f" (forgetting not judged: {unjudged})"
             out[method] = Verdict(f"retain −{orig_dr - dr:.0f} pts", f"retain-test accuracy {dr:.1f} % vs the "
-                                  f"original's {orig_dr:.1f} %")
+                                  f"original's {orig_dr:.1f} %{note}")
+        elif not judge_forget:
+            out[method] = Verdict("not judged", unjudged)
         else:
             out[method] = Verdict("", "")
     return out
