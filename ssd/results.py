@@ -254,7 +254,8 @@ def append_row(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
     path = Path(path)
     line = (json.dumps(_clean(row), sort_keys=True, default=str) + "\n").encode()
     with _locked_fd(path) as fd:
-        sweep_stale_temps(path)  # temporary copies an older version's killed writer left
+        if str(path) not in _seen:  # once per process and file: copies an older version's killed writer left
+            sweep_stale_temps(path)
         keys, size, ends = _recorded(path, fd)
         key = row.get("run_key")
         if isinstance(key, str) and key in keys:
