@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
 
     full_train = session.data(spec, True)
     settings = audit.resolve_pool(audit.check_request(spec), len(splits.train), len(full_train))
-    shadows, path, stored = audit.stored_shadow_set(spec, session, settings, splits,
+    shadows, path, stored = audit.stored_shadow_set(session.audit_scope(spec), settings, splits,
                                                      audit.architecture_digest(splits))
     if not stored:
         sys.exit(f"no matching shadow set at {path}; this script does not train shadows")

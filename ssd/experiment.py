@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -33,6 +33,9 @@ from ssd.methods.registry import METHODS, MethodConfig
 from ssd.results import run_key
 from ssd.splits import Splits, make_splits
 from ssd.utils import atomic_write_bytes, code_version, synchronize
+
+if TYPE_CHECKING:
+    from ssd.privacy.audit import AuditScope
 
 # The authors' -method names, kept working verbatim.
 METHOD_ALIASES = {"ssd_tuning": "ssd", "lfssd_tuning": "lfssd", "FisherForgetting": "fisher", "NTK": "ntk"}
@@ -98,6 +101,14 @@ class Session:
             full = load_dataset(spec.dataset, train=train, root=spec.data_root, download=spec.download)
             self._data[key] = take_subset(full, subset)
         return self._data[key]
+
+    def audit_scope(self, spec: RunSpec) -> AuditScope:
+        """What the privacy audit needs from this session for `spec` (ssd.privacy.audit.AuditScope):
+        the full training split, the cache folder and the session's shadow sets."""
+        from ssd.privacy.audit import AuditScope
+
+        return AuditScope(spec.net, spec.dataset, spec.data_root, spec.device, self.data(spec, True),
+                          self.cache_dir, self.ulira_shadows)
 
     def retrained_path(self, net: str, split_hash: str) -> Path:
         return self.cache_dir / "retrained" / f"{net}-{split_hash[:24]}.pt"
@@ -305,7 +316,8 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
     if spec.ulira:
         from ssd.privacy.audit import ulira_for_run
 
-        audit_metrics, details["ulira"] = ulira_for_run(spec, session, method, cfg, splits, progress=progress)
+        audit_metrics, details["ulira"] = ulira_for_run(spec, session.audit_scope(spec), method, cfg, splits,
+                                                        progress=progress)
         metrics.update(audit_metrics)
     return result_row(spec, method, cfg, meta, splits, metrics, details, spec_key(spec, cfg, meta["sha256"]))
 

@@ -22,10 +22,10 @@ import io
 import json
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -40,8 +40,30 @@ from ssd.schedules import Schedule, load_schedule
 from ssd.splits import Splits, check_partition
 from ssd.utils import atomic_write_bytes
 
-if TYPE_CHECKING:
-    from ssd.experiment import RunSpec, Session
+
+class AuditRequest(Protocol):
+    """The audit flags of a run (ssd.experiment.RunSpec has them); the audit reads no other."""
+
+    task: str
+    ulira: int
+    ulira_settings: Mapping[str, Any]
+
+
+@dataclass
+class AuditScope:
+    """What an audit needs from the run that asks for it, handed over by the caller
+    (ssd.experiment builds one per run), so the audit never imports the experiment.
+
+    full_train: the dataset's full training split (the pool is drawn from it); store: the
+    caller's shadow sets kept between runs (a session's), keyed by `shadows_for`."""
+
+    net: str
+    dataset: str
+    data_root: str | None
+    device: str
+    full_train: ImageData
+    cache_dir: Path
+    store: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -212,16 +234,16 @@ def resolve_pool(settings: UliraSettings, n_train: int, n_available: int) -> Uli
     return dataclasses.replace(settings, pool=min(2 * n_train, 2000, n_available))
 
 
-def shadows_for(spec: RunSpec, session: Session, settings: UliraSettings, splits: Splits, *,
+def shadows_for(scope: AuditScope, settings: UliraSettings, splits: Splits, *,
                 progress: bool = False) -> ShadowSet:
     """The session's (or the disk cache's) shadow set for this run's architecture, dataset,
     forget-set size and settings, trained here when neither has it; the pool comes from the
     full training set."""
     architecture = architecture_digest(splits)
-    key = (spec.net, spec.dataset, spec.data_root, len(splits.forget), spec.device, settings, architecture)
-    store: dict[Any, ShadowSet] = session.ulira_shadows
+    key = (scope.net, scope.dataset, scope.data_root, len(splits.forget), scope.device, settings, architecture)
+    store: dict[Any, ShadowSet] = scope.store
     if key not in store:
-        shadows, path, stored = stored_shadow_set(spec, session, settings, splits, architecture)
+        shadows, path, stored = stored_shadow_set(scope, settings, splits, architecture)
         if not stored:
             train_shadows(shadows, settings.seed, progress=progress)
             _save(path, shadows)
@@ -238,18 +260,18 @@ def architecture_digest(splits: Splits) -> str:
     return hashlib.sha256(repr([(k, tuple(v.shape)) for k, v in probe.state_dict().items()]).encode()).hexdigest()
 
 
-def stored_shadow_set(spec: RunSpec, session: Session, settings: UliraSettings, splits: Splits,
+def stored_shadow_set(scope: AuditScope, settings: UliraSettings, splits: Splits,
                       architecture: str) -> tuple[ShadowSet, Path, bool]:
     """(the run's shadow set, its disk-cache file, whether its trained weights were loaded from
     that file); an unloaded set is initialised, not trained."""
     n_forget = len(splits.forget)
-    shadows = new_shadow_set(spec.net, splits.model_factory, session.data(spec, True), settings, n_forget,
-                             torch.device(spec.device))
-    path = _cache_file(session.cache_dir, spec.net, spec.dataset, settings, n_forget, architecture)
+    shadows = new_shadow_set(scope.net, splits.model_factory, scope.full_train, settings, n_forget,
+                             torch.device(scope.device))
+    path = _cache_file(scope.cache_dir, scope.net, scope.dataset, settings, n_forget, architecture)
     return shadows, path, path.is_file() and _load_into(path, shadows)
 
 
-def check_request(spec: RunSpec) -> UliraSettings:
+def check_request(spec: AuditRequest) -> UliraSettings:
     """Refuse a bad audit request before any work is done (one line, exit code 2)."""
     if spec.task != "random":
         raise UserError(f"U-LiRA audits the random task only (each shadow forgets random samples), not {spec.task}")
@@ -258,11 +280,11 @@ def check_request(spec: RunSpec) -> UliraSettings:
     return UliraSettings.from_dict(spec.ulira, dict(spec.ulira_settings))
 
 
-def ulira_for_run(spec: RunSpec, session: Session, method: str, cfg: MethodConfig, splits: Splits, *,
+def ulira_for_run(request: AuditRequest, scope: AuditScope, method: str, cfg: MethodConfig, splits: Splits, *,
                   progress: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
     """U-LiRA metrics for one run (random task) and the per-sample details for the report."""
-    settings = resolve_pool(check_request(spec), len(splits.train), len(session.data(spec, True)))
-    shadows = shadows_for(spec, session, settings, splits, progress=progress)
+    settings = resolve_pool(check_request(request), len(splits.train), len(scope.full_train))
+    shadows = shadows_for(scope, settings, splits, progress=progress)
     t0 = time.perf_counter()
     result, side = audit(shadows, method, cfg, splits.test,
                          fix_variance=settings.fix_variance, progress=progress)
