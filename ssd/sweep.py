@@ -204,6 +204,25 @@ def run_sweep(
     return rows
 
 
+def run_sweep_job(session: Any, p: Any) -> list[Row]:
+    """A sweep as a backend job (`p` an ssd.backends.jobs.SweepPayload); module-level, so a
+    remote worker imports it by name."""
+    rows = run_sweep(p.spec, alphas=p.alphas, lambdas=p.lambdas, methods=p.methods,
+                     baseline_alphas=p.baseline_alphas, session=session, done=set(p.done))
+    if p.suite_sweep is not None:
+        for row in rows:
+            row["sweep"]["suite_sweep"] = p.suite_sweep
+    return rows
+
+
+def sweep_job(payload: Any, key: str) -> Any:
+    from ssd.backends.base import Job
+
+    s = payload.spec
+    cell = f"sweep {s.task} {s.dataset} {s.forget_class or ''} {','.join(payload.methods)}"
+    return Job(key=key, label=cell, cell=cell, fn=run_sweep_job, payload=payload, device=s.device)
+
+
 def sweep_plan(spec: Any, alphas: Sequence[float], lambdas: Sequence[float], methods: Sequence[str],
                baseline_alphas: Sequence[float] | None) -> tuple[Any, list[tuple[str, Any, list[Any]]]]:
     """(the baseline's config, [(method, its config, one config per point)]): every point's
@@ -359,7 +378,7 @@ def _sweep_on_backend(args: argparse.Namespace, spec: Any, alphas: list[float], 
     """The sweep as one job on another backend (e.g. a GPU of a Ray cluster); rows come back
     to this process, which appends them."""
     from ssd.backends import backend_from_args, drive
-    from ssd.backends.jobs import SweepPayload, sweep_job
+    from ssd.backends.jobs import SweepPayload
     from ssd.results import append_row
 
     rows: list[Row] = []

@@ -83,3 +83,12 @@ def test_cycle_finder_sees_a_lazy_circle() -> None:
     """The finder itself: a circle closed only by a function-level or TYPE_CHECKING import counts."""
     graph = {"a": {"b"}, "b": {"a"}, "c": {"a"}}
     assert cycles(graph) == [{"a", "b"}]
+
+
+def test_backends_are_in_no_import_circle() -> None:
+    """The backends run jobs; the sweep and the suite make jobs and drive the backends. A backend
+    module importing them (even lazily) closes a circle, as ssd/backends/jobs.py <-> ssd/sweep.py did."""
+    graph = import_graph()
+    assert "ssd.backends.jobs" in graph["ssd.sweep"]  # the sweep's lazy import of its payload is seen
+    bad = [sorted(c) for c in cycles(graph) if any(m.startswith("ssd.backends") for m in c)]
+    assert not bad, bad

@@ -1,5 +1,6 @@
-"""The jobs a suite hands to a backend: one grid cell (`run_cell`) or one α/λ sweep
-(`run_sweep_job`), both module-level so a remote worker imports them by name."""
+"""The jobs a suite hands to a backend: one grid cell (`run_cell`, module-level so a remote
+worker imports it by name) and the payload of one α/λ sweep (`SweepPayload`; its job and
+function live in ssd/sweep.py, which drives backends: backends never import the sweep)."""
 
 from __future__ import annotations
 
@@ -33,17 +34,6 @@ class SweepPayload:
     done: frozenset[str] = frozenset()  # run keys of points already recorded: not computed again (resume)
 
 
-def run_sweep_job(session: Any, p: SweepPayload) -> list[Row]:
-    from ssd.sweep import run_sweep
-
-    rows = run_sweep(p.spec, alphas=p.alphas, lambdas=p.lambdas, methods=p.methods,
-                     baseline_alphas=p.baseline_alphas, session=session, done=set(p.done))
-    if p.suite_sweep is not None:
-        for row in rows:
-            row["sweep"]["suite_sweep"] = p.suite_sweep
-    return rows
-
-
 def _split_of(spec: Any) -> tuple[Any, ...]:
     """What decides a run's forget/retain split (and so its retrained reference)."""
     return (spec.net, spec.weight_path, spec.task, spec.dataset, str(spec.forget_class), spec.n_forget, spec.seed,
@@ -73,9 +63,3 @@ def grid_jobs(specs: Sequence[Any], keys: Sequence[str]) -> list[Job]:
         jobs.append(Job(key=k, label=f"{cell} s{s.seed}", cell=cell, fn=run_cell, payload=s, device=s.device,
                         after=None if method(s) == "retrain" else retrains.get(_split_of(s))))
     return jobs
-
-
-def sweep_job(payload: SweepPayload, key: str) -> Job:
-    s = payload.spec
-    cell = f"sweep {s.task} {s.dataset} {s.forget_class or ''} {','.join(payload.methods)}"
-    return Job(key=key, label=cell, cell=cell, fn=run_sweep_job, payload=payload, device=s.device)

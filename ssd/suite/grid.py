@@ -137,10 +137,10 @@ def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, done: frozenset[
     a job computes only the points not recorded yet (its `done`). A point two sweeps share
     (the baseline row of two sweeps on one forget request: its run key does not depend on the
     grid) is computed by the first only; the later one skips it as recorded (one run key, one row)."""
-    from ssd.backends.jobs import SweepPayload, sweep_job
+    from ssd.backends.jobs import SweepPayload
     from ssd.experiment import RunSpec
     from ssd.results import run_key
-    from ssd.sweep import DEFAULT_METHODS, sweep_keys
+    from ssd.sweep import DEFAULT_METHODS, sweep_job, sweep_keys
     from ssd.utils import sha256_file
 
     seed = suite_seeds(suite, args)[0]
