@@ -55,6 +55,7 @@ class DampenStats:
     task: str | None = None  # the task whose paper order was used
     d_importance_s: float | None = None  # seconds D's importances took when they were computed
     alpha_select: dict | None = None  # how α was chosen when it was "auto"/"search" (ssd/methods/alpha_select.py)
+    ratios: dict | None = None  # the imp_Df / imp_D distribution α cut (`ratio_summary`; set by ssd_unlearn)
 
     @property
     def fraction_selected(self) -> float:
@@ -166,3 +167,48 @@ def dampen(
             stats.selected[name] = int(c)
     stats.total_selected = sum(stats.selected.values())
     return stats
+
+
+# The distribution α cuts, recorded with every SSD run (DampenStats.ratios): percentiles of
+# imp_Df / imp_D and the share of elements each α on a log grid (4 points a decade) would select.
+RATIO_PERCENTILES = (50.0, 90.0, 99.0, 99.9, 99.99)
+RATIO_ALPHAS = tuple(float(f"{10 ** (k / 4):.4g}") for k in range(-4, 13))  # 0.1 … 1000
+
+
+@torch.no_grad()
+def ratio_summary(imp_d: dict[str, torch.Tensor], imp_df: dict[str, torch.Tensor],
+                  keep: NameFilter | None = None) -> dict:
+    """What α cuts: the element-wise imp_Df / imp_D over the kept parameters.
+
+    `share_above[α]` is the share of kept elements that `dampen` selects at that α (imp_Df >
+    α·imp_D): finite ratios above α plus the elements with imp_D = 0 < imp_Df (selected at
+    every α). `percentiles` are over the finite ratios (0/0 and x/0 left out, as ASSD's rule).
+    """
+    parts: list[torch.Tensor] = []
+    total = above_all = 0
+    for name, d in imp_d.items():
+        if keep is not None and not keep(name):
+            continue
+        d = d.detach().float().flatten()
+        f = imp_df[name].detach().float().flatten().to(d.device)
+        total += d.numel()
+        zero = d == 0
+        above_all += int((zero & (f > 0)).sum())
+        parts.append((f[~zero] / d[~zero]).cpu())
+    r = torch.cat(parts).sort().values if parts else torch.empty(0)
+    n = r.numel()
+
+    def pct(q: float) -> float | None:
+        if n == 0:
+            return None
+        rank = q / 100.0 * (n - 1)
+        lo, hi = math.floor(rank), math.ceil(rank)
+        return float(r[lo] + (r[hi] - r[lo]) * (rank - lo))
+
+    def share(alpha: float) -> float:
+        over = n - int(torch.searchsorted(r, torch.tensor(alpha, dtype=r.dtype), right=True)) if n else 0
+        return (over + above_all) / total if total else 0.0
+
+    return {"elements": total, "finite": n, "zero_d_positive_df": above_all,
+            "percentiles": {f"{q:g}": pct(q) for q in RATIO_PERCENTILES},
+            "share_above": {f"{a:g}": share(a) for a in RATIO_ALPHAS}}

@@ -241,3 +241,28 @@ def test_global_dampening_scales_every_linear_and_conv() -> None:
     METHODS.get("global_dampening").fn(model, splits, METHODS.get("global_dampening").config())
     for p, p0 in zip(model.parameters(), before.parameters(), strict=True):
         torch.testing.assert_close(p, p0 * 0.01)
+
+
+def test_ratio_summary_is_what_dampen_selects() -> None:
+    """share_above[α] is dampen's selected share at that α (imp_D = 0 < imp_Df counts at every α,
+    0/0 at none); percentiles are over the finite ratios; a filtered-out tensor is not counted."""
+    from ssd.dampening import RATIO_ALPHAS, ratio_summary
+
+    m = net(3)
+    g = torch.Generator().manual_seed(0)
+    imp_d = {n: torch.rand(p.shape, generator=g) ** 4 for n, p in m.named_parameters()}
+    imp_df = {n: torch.rand(p.shape, generator=g) for n, p in m.named_parameters()}
+    w = "4.weight"
+    imp_d[w].view(-1)[:5] = 0.0  # x/0: selected at every α
+    imp_df[w].view(-1)[:2] = 0.0  # two of them 0/0: never selected
+    keep = make_param_filter(m, exclude_norm=True)
+    summary = ratio_summary(imp_d, imp_df, keep)
+    assert summary["zero_d_positive_df"] == 3 and summary["finite"] == summary["elements"] - 5
+    for alpha in RATIO_ALPHAS:
+        model = copy.deepcopy(m)
+        stats = dampen(model, imp_d, imp_df, alpha=alpha, param_filter=keep)
+        assert summary["share_above"][f"{alpha:g}"] == pytest.approx(stats.fraction_selected, abs=1e-12), alpha
+    lin = {"weight": torch.ones(1, 5)}
+    one = ratio_summary(lin, {"weight": torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0]])})
+    assert one["percentiles"]["50"] == 3.0 and one["percentiles"]["90"] == pytest.approx(4.6)
+    assert one["share_above"]["1"] == 0.8 and one["share_above"]["5.623"] == 0.0  # a ratio equal to α is not above it

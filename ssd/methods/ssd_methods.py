@@ -20,7 +20,7 @@ from torch import nn
 
 from datasets.base import ImageData
 from ssd.cache import ImportanceCache, importance_key, indices_hash, model_sha256
-from ssd.dampening import DampenStats, NameFilter, dampen, make_param_filter, snapshot_weights
+from ssd.dampening import DampenStats, NameFilter, dampen, make_param_filter, ratio_summary, snapshot_weights
 from ssd.errors import UserError
 from ssd.importance import MODES, ORDERS, compute_importances, make_order, order_within, shuffled_order
 from ssd.methods.alpha_select import AlphaSelectConfig, check_search, effective_reference, resolve_alpha
@@ -181,6 +181,7 @@ def ssd_unlearn(
     stats = dampen(model, imp_d, imp_df, alpha=alpha, lam=lam, exponent=cfg.exponent, bound=cfg.bound,
                    param_filter=info.keep)
     stats.alpha_select = choice
+    stats.ratios = ratio_summary(imp_d, imp_df, info.keep)
     return _record(stats, cfg, info, task)
 
 
