@@ -170,6 +170,12 @@ def _tables_section(page: Page, runs: list[Row], out: Path, notes: dict[str, str
            "retrained model. Each table is also saved as Markdown, CSV (full precision) and LaTeX (booktabs); "
            "every metric of every group is in [tables/summary.csv](tables/summary.csv).")
     page.p(legend())
+    from ssd.report.configs import mixed_cells
+
+    mixed = mixed_cells(runs)
+    if mixed:
+        page.p("**Several configurations in one cell** (not pooled as seeds: each configuration is its own "
+               "row, labelled with the settings that tell them apart): " + "; ".join(mixed) + ".")
     if notes:
         page.p("Method notes (the suite's `[method_notes]`): " + "; ".join(f"**{m}**: {why}" for m, why in notes.items())
                + ".")

@@ -31,7 +31,12 @@ def load_rows(source: RowsOrPaths) -> list[Row]:
     once, and stderr says how many were collapsed, so duplicates never pass for extra seeds.
     A run recorded both with its U-LiRA audit and without it (a grid's cell, and the same cell
     audited by configs/suites/ulira-resnet.toml) is one run, shown once (`with_audit`).
+    A method that ran with several configurations in one table gets a labelled row per
+    configuration (`ssd[alpha=10]`; ssd.report.configs), never pooled as seeds; stderr names
+    the forget requests and seeds that held more than one.
     """
+    from ssd.report.configs import label_configurations, mixed_cells
+
     items = [source] if isinstance(source, (str, os.PathLike)) else source
     rows: list[Row] = []
     for item in items:
@@ -48,6 +53,9 @@ def load_rows(source: RowsOrPaths) -> list[Row]:
     if len(kept) < len(unique):
         print(f"note: {len(unique) - len(kept)} run(s) recorded both in a grid and with their U-LiRA audit are "
               "shown once: the grid's row with the audit's figures", file=sys.stderr)
+    kept = label_configurations(kept)
+    for line in mixed_cells(kept):
+        print(f"note: {line}", file=sys.stderr)
     return kept
 
 
@@ -89,10 +97,12 @@ def df_key(task: str | None) -> str:
 
 
 def order_methods(methods: Iterable[str]) -> list[str]:
-    """Baseline, retrain, the rest in first-seen order, then SSD/LFSSD (the paper's tables)."""
+    """Baseline, retrain, the rest in first-seen order, then SSD/LFSSD (the paper's tables); a
+    method's configurations (`ssd[alpha=10]`, ssd.report.configs) stand where the method does."""
     seen = list(dict.fromkeys(methods))
-    first = [m for m in METHOD_FIRST if m in seen]
-    last = [m for m in METHOD_LAST if m in seen]
+    base = {m: m.split("[", 1)[0] for m in seen}
+    first = [m for name in METHOD_FIRST for m in seen if base[m] == name]
+    last = [m for name in METHOD_LAST for m in seen if base[m] == name]
     return first + [m for m in seen if m not in first and m not in last] + last
 
 

@@ -142,7 +142,11 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     keys = set(keyed)
     rows = [r for r in recorded if r.get("run_key") in keys]
     shown = ("DrTest", "DfTest", "Df", "MIA", "MethodTimeCold", "MethodTime")  # cold: D's importances included
-    print(format_table(summarize(rows, metrics=shown), metrics=shown))
+    from ssd.report.configs import label_configurations
+
+    group = ("task", "dataset", "net", "forget_class_name", "method")  # one row per configuration
+    print(format_table(summarize(label_configurations(rows), group_by=group, metrics=shown), group_by=group,
+                       metrics=shown))
     print(f"[suite] {len(rows)} runs in {results}")
     for cell, why in outcome.refused.items():
         print(f"[suite] refused: {cell}: {why}")
