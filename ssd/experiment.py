@@ -247,7 +247,8 @@ def key_from_fields(run: dict[str, Any], cfg: dict[str, Any], checkpoint_sha: st
       made before either existed keep their keys;
     - SSD's `search_*` settings only when alpha is "search" (no other α reads them), and its
       reference as resolved (None means "full", or "retain" for alpha = "auto"), so
-      numeric-α runs keep the keys they had before α selection existed."""
+      numeric-α runs keep the keys they had before α selection existed;
+    - the forget class as resolved (`-forget_class two`, `2` and `02` on MNIST are one run)."""
     fields = dict(run)
     for transient in ("device", "data_root", "download", "weight_path", "overrides", "pretrained"):
         fields.pop(transient, None)
@@ -255,6 +256,8 @@ def key_from_fields(run: dict[str, Any], cfg: dict[str, Any], checkpoint_sha: st
         fields.pop("ulira", None), fields.pop("ulira_settings", None)
     if fields.get("label") is None:
         fields.pop("label", None)
+    if fields.get("forget_class") is not None:
+        fields["forget_class"] = canonical_class(fields)
     cfg_fields = {k: v for k, v in cfg.items() if k not in ("device", "progress")}
     if "alpha" in cfg_fields and cfg_fields["alpha"] != "search":
         cfg_fields = {k: v for k, v in cfg_fields.items() if not k.startswith("search_")}
@@ -262,6 +265,22 @@ def key_from_fields(run: dict[str, Any], cfg: dict[str, Any], checkpoint_sha: st
         cfg_fields["reference"] = effective_reference(SimpleNamespace(**cfg_fields))
     return run_key({**fields, "method": METHOD_ALIASES.get(fields["method"], fields["method"]),
                     "cfg": cfg_fields, "checkpoint_sha256": checkpoint_sha})
+
+
+def canonical_class(run: dict[str, Any]) -> Any:
+    """A run's forget class as one spelling: the dataset's name of the class it resolves to
+    (`two`, `2`, `02` → "2" on MNIST; `sneaker` → "Sneaker"), so one experiment has one key.
+    The names are what the mains and suites were given before, so recorded keys stay valid;
+    a class or dataset this checkout cannot resolve is kept as given."""
+    try:
+        info = dataset_info(str(run.get("dataset")))
+        fine = run.get("task") == "sub_class"
+        names = info.fine_classes if fine else info.classes
+        if names is None:
+            return run["forget_class"]
+        return names[resolve_class(run["forget_class"], names, info.fine_aliases if fine else info.aliases)]
+    except (UserError, KeyError, TypeError):
+        return run["forget_class"]
 
 
 def unaudited_key(row: dict[str, Any]) -> str | None:

@@ -59,9 +59,31 @@ def check_suite(suite: dict[str, Any], path: Path | str) -> None:
                                                            for x in seeds):
         raise UserError(f"suite {path}: seeds must be a list of whole numbers, e.g. seeds = [0, 1, 2]; "
                         f"got {seeds!r}")
+    check_variants(suite.get("variants", {}), path)
     methods = suite.get("methods", "all")
     if methods != "all" and not (isinstance(methods, list) and all(isinstance(m, str) for m in methods)):
         raise UserError(f"suite {path}: methods must be \"all\" or a list of names; got {methods!r}")
+
+
+def check_variants(variants: Any, path: Path | str) -> None:
+    """A variant's label names its own row: a method's name (`"ssd" = {method = "ssd", alpha = "auto"}`)
+    would silently replace that method's runs, and `"retrain" = {...}` would become the report's
+    reference, so such labels are refused, as are labels that look like a configuration label."""
+    import ssd.methods  # noqa: F401  (registers the built-in methods)
+    from ssd.experiment import METHOD_ALIASES
+    from ssd.methods.registry import METHODS
+
+    if not isinstance(variants, dict):
+        raise UserError(f"suite {path}: [variants] must be a table of label = {{method = ..., setting = ...}}")
+    taken = {n.lower() for n in (*METHODS.names(), *METHOD_ALIASES)}
+    for label, v in variants.items():
+        if label.lower() in taken or "[" in label or not label.strip():
+            what = "a method's name" if label.lower() in taken else "not a usable label (empty, or holds '[')"
+            raise UserError(f"suite {path}: variant label {label!r} is {what}: its rows would pass for another's; "
+                            "name it e.g. \"ssd@auto\"")
+        if not isinstance(v, dict) or "method" not in v:
+            raise UserError(f"suite {path}: variant {label!r} needs a method, e.g. {{method = \"ssd\", alpha = \"auto\"}}")
+        METHODS.get(str(v["method"]))
 
 
 def load_suite(name_or_path: str) -> dict[str, Any]:
