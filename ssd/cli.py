@@ -35,6 +35,27 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+# torch's CPU threads per run when neither --threads nor a suite's `threads` says (docs/measurements.md,
+# "Threads": one thread is as fast as two for the small models on an idle 2-core machine, and
+# several times faster when other processes share the cores).
+DEFAULT_THREADS = 1
+
+
+def check_threads(value: object, where: str = "--threads") -> int:
+    """A thread count: a whole number ≥ 1 (one line otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"{where} must be a whole number ≥ 1 (torch CPU threads per run), got {value!r}")
+    return value
+
+
+def threads_arg(text: str) -> int:
+    """argparse type for --threads."""
+    try:
+        return check_threads(int(text))
+    except (ValueError, UserError):
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
+
+
 def split_list(values: str | Sequence[str]) -> list[str]:
     """A list flag's items: `1,2,5`, `1 2 5` (nargs="+") or a mix; every script accepts both forms."""
     parts = [values] if isinstance(values, str) else list(values)
@@ -101,6 +122,8 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     p.add_argument("--retain-eval-size", type=int, default=5000, help="retain-train samples scored")
     p.add_argument("--cache-dir", default="cache", help="cached importances and references")
     p.add_argument("--progress", action="store_true", help="progress bars inside the method")
+    p.add_argument("--threads", type=threads_arg, default=None, metavar="N",
+                   help="torch CPU threads (default: 1, fastest on a shared 2-core machine; see README)")
     p.add_argument("--ulira", type=int, default=0, metavar="K",
                    help="random task: U-LiRA privacy audit with K shadow models (even, >= 4; 0 = off)")
     p.add_argument("--ulira-set", action="append", default=[], metavar="KEY=VALUE",
@@ -186,7 +209,7 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
         retain_eval_size=args.retain_eval_size, pretrained=args.pretrained,
         overrides=method_overrides(args.method, args.net, table, args.alpha, args.lam, args.epochs,
                                    {**({"protocol": args.protocol} if args.protocol else {}), **parse_sets(args.set)}),
-        ulira=args.ulira, ulira_settings=parse_sets(args.ulira_set),
+        ulira=args.ulira, ulira_settings=parse_sets(args.ulira_set), threads=args.threads or DEFAULT_THREADS,
     )
     if args.ulira:
         from ssd.privacy.audit import check_request

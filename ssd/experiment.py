@@ -64,6 +64,7 @@ class RunSpec:
     ulira: int = 0  # U-LiRA shadow models (0: no privacy audit); ssd/privacy/audit.py
     ulira_settings: dict[str, Any] = field(default_factory=dict)  # UliraSettings fields (pool, epochs…)
     label: str | None = None  # a suite variant's name (e.g. "ssd@auto"): the row's method label
+    threads: int | None = None  # torch CPU threads for this run (None: the process's); not in the run key
 
 
 def method_config(method: str, spec: RunSpec) -> MethodConfig:
@@ -250,7 +251,7 @@ def key_from_fields(run: dict[str, Any], cfg: dict[str, Any], checkpoint_sha: st
       numeric-α runs keep the keys they had before α selection existed;
     - the forget class as resolved (`-forget_class two`, `2` and `02` on MNIST are one run)."""
     fields = dict(run)
-    for transient in ("device", "data_root", "download", "weight_path", "overrides", "pretrained"):
+    for transient in ("device", "data_root", "download", "weight_path", "overrides", "pretrained", "threads"):
         fields.pop(transient, None)
     if not (audit and fields.get("ulira")):
         fields.pop("ulira", None), fields.pop("ulira_settings", None)
@@ -298,6 +299,8 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
     from ssd.metrics import evaluate
 
     session = session or Session()
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
     method = METHOD_ALIASES.get(spec.method, spec.method)
     cfg = method_config(method, spec)
     cfg.progress = progress
@@ -396,6 +399,7 @@ def result_row(spec: RunSpec, method: str, cfg: MethodConfig, meta: dict[str, An
         "n_forget": len(splits.forget), "n_retain": len(splits.retain),
         "checkpoint": spec.weight_path, "checkpoint_sha256": meta["sha256"],
         "model_options": model_options(meta), "data_subset": meta.get("data_subset"),
+        "threads": torch.get_num_threads(),
         "code_version": code_version(), "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         **({"notes": cfg.notes()} if cfg.notes() else {}),
     }

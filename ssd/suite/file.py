@@ -4,6 +4,7 @@ and `--set KEY=VALUE` applied on top."""
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,8 @@ TASKS = ("full_class", "sub_class", "random")
 SUITE_KEYS = {"description", "results", "device", "seeds", "methods", "nets", "logger", "retain_eval_size",
               "batch_size", "method_settings", "tasks", "sweeps", "checkpoints", "pretrained", "variants",
               "backend", "ray", "report", "protocol", "pretrain_epochs", "train_subset", "test_subset", "ulira",
-              "ulira_settings", "method_notes"}  # plus every model's architecture options (e.g. ResNet18's width)
+              "ulira_settings", "method_notes", "threads"}  # plus every model's architecture options (e.g. ResNet18's width)
+RAY_KEYS = {"address": "ray_address", "cpus_per_run": "cpus_per_run", "gpus_per_run": "gpus_per_run"}  # → flags
 TASK_KEYS = {"task", "dataset", "classes", "n_forget", "ulira", "ulira_settings", "method_settings"}
 SWEEP_KEYS = {"task", "dataset", "forget_class", "alphas", "lambdas", "baseline_alphas", "methods", "net", "set",
               "n_forget"}
@@ -60,6 +62,29 @@ def check_suite(suite: dict[str, Any], path: Path | str) -> None:
         raise UserError(f"suite {path}: seeds must be a list of whole numbers, e.g. seeds = [0, 1, 2]; "
                         f"got {seeds!r}")
     check_variants(suite.get("variants", {}), path)
+    if "threads" in suite:
+        from ssd.cli import check_threads
+
+        check_threads(suite["threads"], f"suite {path}: threads")
+    if "backend" in suite:
+        from ssd.backends import BACKENDS
+
+        if suite["backend"] not in BACKENDS.names():
+            raise UserError(f"suite {path}: backend must be one of {', '.join(BACKENDS.names())}; "
+                            f"got {suite['backend']!r}")
+    if "ray" in suite:
+        ray = suite["ray"]
+        if not isinstance(ray, dict):
+            raise UserError(f"suite {path}: ray must be a table, e.g. [ray] with cpus_per_run = 1")
+        unknown(ray, set(RAY_KEYS), "[ray]")
+        for key in ("cpus_per_run", "gpus_per_run"):
+            v = ray.get(key, 1)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise UserError(f"suite {path}: ray.{key} must be a number > 0; got {v!r}")
+        if not isinstance(ray.get("address", ""), str):
+            raise UserError(f"suite {path}: ray.address must be a string (auto, HOST:6379, ray://HOST:10001)")
+    if "report" in suite and not (isinstance(suite["report"], str) and suite["report"]):
+        raise UserError(f"suite {path}: report must be a folder path; got {suite['report']!r}")
     methods = suite.get("methods", "all")
     if methods != "all" and not (isinstance(methods, list) and all(isinstance(m, str) for m in methods)):
         raise UserError(f"suite {path}: methods must be \"all\" or a list of names; got {methods!r}")

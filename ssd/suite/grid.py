@@ -126,6 +126,7 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
                             download=args.download, retain_eval_size=suite.get("retain_eval_size", 5000),
                             overrides=over, pretrained=suite.get("pretrained", {}).get(net),
                             ulira=audit, ulira_settings=audit_settings, label=label,
+                            threads=getattr(args, "threads", None),
                         ))
     return grid
 

@@ -33,8 +33,25 @@ def check_outputs(args: argparse.Namespace, results: Path, report: Path | None, 
             check_writable(path, "checkpoint")
 
 
+def suite_flag_defaults(suite: dict[str, Any], args: argparse.Namespace, argv: Sequence[str] | None) -> None:
+    """The suite's `backend`, `[ray]`, `report` and `threads` keys, where no flag says otherwise."""
+    from ssd.cli import DEFAULT_THREADS
+    from ssd.suite.file import RAY_KEYS
+
+    given = set(sys.argv[1:] if argv is None else argv)
+    flags = {a.split("=", 1)[0] for a in given}
+    if "--backend" not in flags and "backend" in suite:
+        args.backend = suite["backend"]
+    for key, dest in RAY_KEYS.items():
+        if "--" + dest.replace("_", "-") not in flags and key in suite.get("ray", {}):
+            setattr(args, dest, suite["ray"][key])
+    if args.report is None and "report" in suite:
+        args.report = suite["report"]
+    args.threads = args.threads or suite.get("threads", DEFAULT_THREADS)
+
+
 def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    from ssd.cli import HelpFormatter, split_list
+    from ssd.cli import HelpFormatter, split_list, threads_arg
     from ssd.utils import code_version
 
     code_version()  # pinned before any work: the rows name the code this process started with
@@ -56,6 +73,8 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--logger", choices=("wandb", "none"), default=None, help="(default: the suite's)")
     p.add_argument("--cache-dir", default="cache", help="cached importances and retrained references")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (suite and inside methods)")
+    p.add_argument("--threads", type=threads_arg, default=None, metavar="N",
+                   help="torch CPU threads per run (default: the suite's `threads`, else 1; see README)")
     p.add_argument("--report", default=None, help="report folder (default: RESULTS_report beside the results)")
     p.add_argument("--no-sweeps", action="store_true", help="skip the suite's [[sweeps]]")
     p.add_argument("--no-report", action="store_true", help="skip writing the report at the end")
@@ -80,6 +99,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     from ssd.utils import resolve_device, sha256_file
 
     suite = apply_sets(load_suite(args.suite), args.set)
+    suite_flag_defaults(suite, args, argv)
     results = Path(args.results or suite.get("results", f"results/{args.suite}.jsonl"))
     logger = args.logger or suite.get("logger", "none")
     report = None if args.no_report else (Path(args.report) if args.report
