@@ -51,7 +51,8 @@ def my_method(model: nn.Module, splits: Splits, cfg: MyMethodConfig) -> nn.Modul
     step = 0
     while step < cfg.steps:
         for (xf, yf), (xr, yr) in zip(forget.batches(cfg.batch_size, shuffle=True, generator=gen_f),
-                                      retain.batches(cfg.batch_size, shuffle=True, generator=gen_r)):
+                                      retain.batches(cfg.batch_size, shuffle=True, generator=gen_r),
+                                      strict=False):  # the shorter of the two sets ends a pass
             loss = -F.cross_entropy(model(xf), yf) + F.cross_entropy(model(xr), yr)
             opt.zero_grad(set_to_none=True)
             loss.backward()
