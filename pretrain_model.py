@@ -15,7 +15,7 @@ from ssd.errors import UserError, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ssd.cli import HelpFormatter
+    from ssd.cli import HelpFormatter, add_precision_flags
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter, allow_abbrev=False,
                                 epilog="example (no download needed: Digits is bundled):\n"
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="checkpoint folder (default: checkpoints/NET-DATASET-seedSEED)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batch order")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1")
+    add_precision_flags(p)
     p.add_argument("--pretrained", default=None, help="local folder of ImageNet weights for ViT")
     p.add_argument("--width", type=int, default=None, help="ResNet18 base width (default 64, the paper's)")
     p.add_argument("--train-subset", type=int, default=None, help="train on a class-balanced subset of N images")
@@ -58,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> float:
         pretrained=args.pretrained, progress=not args.no_progress,
         model_options={} if args.width is None else {"width": args.width},
         train_subset=args.train_subset, test_subset=args.test_subset,
+        precision=args.precision, channels_last=args.channels_last,
     )
     print(f"test accuracy: {result.test_acc:.2f}% (best {result.best_acc:.2f}%)  checkpoints: {out}/best.pt, last.pt")
     return result.test_acc

@@ -119,6 +119,7 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     p.add_argument("--logger", choices=("wandb", "none"), default="wandb",
                    help="wandb: offline unless an account is configured, quiet unless WANDB_SILENT=false")
     p.add_argument("--device", default=None, help="torch device (cpu, cuda, cuda:1)")
+    add_precision_flags(p)
     p.add_argument("--retain-eval-size", type=int, default=5000, help="retain-train samples scored")
     p.add_argument("--cache-dir", default="cache", help="cached importances and references")
     p.add_argument("--progress", action="store_true", help="progress bars inside the method")
@@ -129,6 +130,17 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     p.add_argument("--ulira-set", action="append", default=[], metavar="KEY=VALUE",
                    help="U-LiRA setting, e.g. --ulira-set pool=2000 --ulira-set epochs=10 (ssd/privacy/audit.py)")
     return p
+
+
+def add_precision_flags(p: argparse.ArgumentParser) -> None:
+    """--precision and --channels-last (the mains, pretrain_model.py; ssd/precision.py)."""
+    from ssd.precision import PRECISIONS
+
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="fp32, tf32 (CUDA tensor cores) or bf16 (autocast for training and evaluation; SSD's "
+                        "importances stay fp32) (default: tf32 on CUDA, fp32 elsewhere; docs/precision.md)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="conv nets in channels_last memory format (CUDA only; ignored elsewhere)")
 
 
 def alpha_value(text: str) -> float | str:
@@ -210,6 +222,7 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
         overrides=method_overrides(args.method, args.net, table, args.alpha, args.lam, args.epochs,
                                    {**({"protocol": args.protocol} if args.protocol else {}), **parse_sets(args.set)}),
         ulira=args.ulira, ulira_settings=parse_sets(args.ulira_set), threads=args.threads or DEFAULT_THREADS,
+        precision=args.precision, channels_last=args.channels_last,
     )
     if args.ulira:
         from ssd.privacy.audit import check_request

@@ -25,6 +25,7 @@ from torch import nn
 import ssd.methods  # noqa: F401  (registers the built-in methods)
 from datasets import ImageData, dataset_info, load_dataset, resolve_class
 from models import build_model
+from ssd import precision as prec
 from ssd.checkpoint import load_model, model_options, read_checkpoint, read_meta, save_checkpoint
 from ssd.errors import UserError, one_line
 from ssd.methods.alpha_select import effective_reference
@@ -65,6 +66,8 @@ class RunSpec:
     ulira_settings: dict[str, Any] = field(default_factory=dict)  # UliraSettings fields (pool, epochs…)
     label: str | None = None  # a suite variant's name (e.g. "ssd@auto"): the row's method label
     threads: int | None = None  # torch CPU threads for this run (None: the process's); not in the run key
+    precision: str | None = None  # fp32 | tf32 | bf16; None: tf32 on CUDA, fp32 elsewhere (ssd/precision.py)
+    channels_last: bool = False  # conv nets in channels_last memory format (CUDA only)
 
 
 def method_config(method: str, spec: RunSpec) -> MethodConfig:
@@ -217,7 +220,8 @@ def build_splits(spec: RunSpec, session: Session, checkpoint_sha: str, meta: dic
     subset = (meta or {}).get("data_subset") or {}
 
     def factory() -> nn.Module:
-        return build_model(spec.net, info, pretrained=start, **options).to(device)
+        model = build_model(spec.net, info, pretrained=start, **options).to(device)
+        return prec.memory_format(model, spec.channels_last, device)
 
     train = session.data(spec, True, subset.get("train")).to(device)
     test = session.data(spec, False, subset.get("test")).to(device)
@@ -249,8 +253,11 @@ def key_from_fields(run: dict[str, Any], cfg: dict[str, Any], checkpoint_sha: st
     - SSD's `search_*` settings only when alpha is "search" (no other α reads them), and its
       reference as resolved (None means "full", or "retain" for alpha = "auto"), so
       numeric-α runs keep the keys they had before α selection existed;
-    - the forget class as resolved (`-forget_class two`, `2` and `02` on MNIST are one run)."""
-    fields = dict(run)
+    - the forget class as resolved (`-forget_class two`, `2` and `02` on MNIST are one run);
+    - precision and channels_last as the run's device makes them (ssd/precision.py key_fields),
+      and only when not plain fp32 / the default memory format, so CPU runs keep their keys."""
+    fields = {k: v for k, v in run.items() if k not in ("precision", "channels_last")}
+    fields.update(prec.key_fields(run))
     for transient in ("device", "data_root", "download", "weight_path", "overrides", "pretrained", "threads"):
         fields.pop(transient, None)
     if not (audit and fields.get("ulira")):
@@ -312,28 +319,30 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
         print(f"[run] {splits.context['references_unavailable']}", file=sys.stderr)
     device = torch.device(spec.device)
 
-    model = copy.deepcopy(original)
-    synchronize(device)
-    t0 = time.perf_counter()
-    model = METHODS.get(method).fn(model, splits, cfg)
-    synchronize(device)
-    method_time = time.perf_counter() - t0
+    model = prec.memory_format(copy.deepcopy(original), spec.channels_last, device)
+    peak = prec.PeakMemory(device)
+    with peak, prec.precision_scope(spec.precision, device):  # the method and its evaluation (docs/precision.md)
+        synchronize(device)
+        t0 = time.perf_counter()
+        model = METHODS.get(method).fn(model, splits, cfg)
+        synchronize(device)
+        method_time = time.perf_counter() - t0
 
-    if method == "retrain":
-        session.save_retrained(spec.net, splits, model, dataclasses.asdict(cfg))
+        if method == "retrain":
+            session.save_retrained(spec.net, splits, model, dataclasses.asdict(cfg))
 
-    def rebuild(settings: dict[str, Any] | None) -> None:  # a damaged retrained reference
-        rcfg = retrain_config(settings, spec, session.retrained_path(spec.net, splits.context["split_hash"]))
-        rcfg.progress = progress
-        ref = METHODS.get("retrain").fn(copy.deepcopy(original), splits, rcfg)
-        session.save_retrained(spec.net, splits, ref, dataclasses.asdict(rcfg))
+        def rebuild(settings: dict[str, Any] | None) -> None:  # a damaged retrained reference
+            rcfg = retrain_config(settings, spec, session.retrained_path(spec.net, splits.context["split_hash"]))
+            rcfg.progress = progress
+            ref = METHODS.get("retrain").fn(copy.deepcopy(original), splits, rcfg)
+            session.save_retrained(spec.net, splits, ref, dataclasses.asdict(rcfg))
 
-    retrained = session.load_retrained(spec.net, splits, rebuild)
-    torch.manual_seed(spec.seed)
-    untrained = splits.model_factory() if splits.model_factory else None
-    details: dict[str, Any] = {}
-    metrics = evaluate(model, splits, device=device, untrained=untrained,
-                       retrained=retrained, seed=spec.seed, details=details)
+        retrained = session.load_retrained(spec.net, splits, rebuild)
+        torch.manual_seed(spec.seed)
+        untrained = splits.model_factory() if splits.model_factory else None
+        details: dict[str, Any] = {}
+        metrics = evaluate(model, splits, device=device, untrained=untrained,
+                           retrained=retrained, seed=spec.seed, details=details)
     metrics.update(method_timing(method_time, splits.context.get("ssd_stats")))
     if spec.ulira:
         from ssd.privacy.audit import ulira_for_run
@@ -341,7 +350,8 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
         audit_metrics, details["ulira"] = ulira_for_run(spec, session.audit_scope(spec), method, cfg, splits,
                                                         progress=progress)
         metrics.update(audit_metrics)
-    return result_row(spec, method, cfg, meta, splits, metrics, details, spec_key(spec, cfg, meta["sha256"]))
+    return result_row(spec, method, cfg, meta, splits, metrics, details, spec_key(spec, cfg, meta["sha256"]),
+                      peak_memory=peak.record())
 
 
 def retrain_config(settings: dict[str, Any] | None, spec: RunSpec, path: Path) -> MethodConfig:
@@ -378,7 +388,8 @@ def method_timing(method_time: float, ssd_stats: dict[str, Any] | None) -> dict[
 
 
 def result_row(spec: RunSpec, method: str, cfg: MethodConfig, meta: dict[str, Any], splits: Splits,
-               metrics: dict[str, Any], details: dict[str, Any], key: str) -> dict[str, Any]:
+               metrics: dict[str, Any], details: dict[str, Any], key: str, *,
+               peak_memory: dict[str, Any] | None = None) -> dict[str, Any]:
     """One result line: metrics plus everything needed to trust, re-run and compare it
     (resolved config, split hash, seed, checkpoint sha256, code version). Runs and sweep
     points both write this shape."""
@@ -392,6 +403,9 @@ def result_row(spec: RunSpec, method: str, cfg: MethodConfig, meta: dict[str, An
         "forget_class": None if fc is None else int(fc),
         "forget_class_name": None if fc is None or names is None else names[fc],
         "seed": spec.seed, "protocol": getattr(cfg, "protocol", "ours"), "metrics": metrics, "details": details,
+        "precision": prec.effective_precision(spec.precision, spec.device),
+        "channels_last": prec.effective_channels_last(spec.channels_last, spec.device),
+        **({"peak_memory": peak_memory} if peak_memory else {}),  # the method and its evaluation
         "method_stats": splits.context.get("ssd_stats"),
         "references_unavailable": splits.context.get("references_unavailable"),
         "config": {"method": dataclasses.asdict(cfg), "run": dataclasses.asdict(spec)},

@@ -27,6 +27,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from datasets.base import ImageData
+from ssd.precision import importance_scope
 from ssd.utils import evaluation_state, model_device
 
 Mode = Literal["batch", "sample", "lf"]
@@ -140,7 +141,7 @@ def compute_importances(
     wanted = [(n, p) for n, p in named if only is None or only(n)]
     if not wanted or len(data) == 0:
         return imps
-    with evaluation_state(model):
+    with evaluation_state(model), importance_scope(dev):  # float32 inside a bf16 run (docs/precision.md)
         if mode == "sample":
             _sample_fisher(model, data, wanted, imps, chunk_size, order_indices, dev)
         else:

@@ -60,7 +60,15 @@ def sweep_param(alphas: Sequence[float], lambdas: Sequence[float]) -> str:
     return "grid" if len(lambdas) > 1 else "alpha"
 
 
-def run_sweep(
+def run_sweep(spec: Any, **kwargs: Any) -> list[Row]:
+    """:func:`sweep_points` in the run's precision (`spec.precision`, ssd/precision.py)."""
+    from ssd.precision import precision_scope
+
+    with precision_scope(spec.precision, spec.device):
+        return sweep_points(spec, **kwargs)
+
+
+def sweep_points(
     spec: Any,
     *,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
@@ -329,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="data folder (default: $SSD_DATA_ROOT or ./data)")
     p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
     p.add_argument("--device", default=None, help="torch device (default: cpu)")
+    from ssd.cli import add_precision_flags
+
+    add_precision_flags(p)
     p.add_argument("--retain-eval-size", type=int, default=5000, help="retain-train samples scored")
     p.add_argument("--results", default="results/sweep.jsonl", help="JSON-lines file the rows are appended to")
     p.add_argument("--cache-dir", default="cache", help="where D's importances are cached")
@@ -356,7 +367,8 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     spec = RunSpec(task=args.task, net=args.net, dataset=args.dataset, weight_path=args.weight_path, method="ssd",
                    forget_class=args.forget_class, n_forget=args.n_forget, seed=args.seed,
                    device=str(resolve_device(args.device)), batch_size=args.b, data_root=args.data_root,
-                   download=args.download, retain_eval_size=args.retain_eval_size, overrides=parse_sets(args.set))
+                   download=args.download, retain_eval_size=args.retain_eval_size, overrides=parse_sets(args.set),
+                   precision=args.precision, channels_last=args.channels_last)
     baseline_alphas = parse_floats(args.baseline_alphas, "--baseline-alphas") if args.baseline_alphas else None
     alphas = parse_floats(args.alphas, "--alphas", keywords=ALPHA_WORDS)
     lambdas = parse_floats(args.lambdas, "--lambdas")

@@ -22,6 +22,8 @@ from models import build_model
 from ssd.checkpoint import save_checkpoint
 from ssd.errors import UserError
 from ssd.metrics import accuracy, predict_logits
+from ssd.precision import key_fields as precision_key_fields
+from ssd.precision import memory_format, precision_scope
 from ssd.resume import NAME as RESUME_NAME
 from ssd.resume import FitState, global_rng, load_state, save_state, set_global_rng, settings_of
 from ssd.schedules import Schedule, load_schedule
@@ -169,6 +171,8 @@ def pretrain(
     model_options: dict[str, Any] | None = None,
     train_subset: int | None = None,
     test_subset: int | None = None,
+    precision: str | None = None,
+    channels_last: bool = False,
 ) -> PretrainResult:
     """Train `net` on `dataset` with its schedule; save best/last checkpoints under `out`.
 
@@ -176,6 +180,8 @@ def pretrain(
     `model_options` are the architecture's settings (ResNet18's `width`); `train_subset` /
     `test_subset` train and score on class-balanced subsets (seed 0) of that many rows.
     Both are written into the checkpoint's metadata, which is where unlearning runs read them.
+    `precision` / `channels_last` as in ssd/precision.py (training and scoring run in them); the
+    config records the precision when it is not plain fp32 (so older resume states still match).
     With `out`, the state after each finished epoch is kept in `out/resume.pt`, and a call with
     the same settings goes on from it (ssd/resume.py); it is removed once the checkpoints are out.
     """
@@ -196,10 +202,12 @@ def pretrain(
         model = build_model(net, info, pretrained=pretrained, **model_options).to(device)
     except ValueError as err:
         raise UserError(str(err)) from None
+    model = memory_format(model, channels_last, device)
     config = {
         "net": net, "dataset": dataset, "classes": info.num_classes, "seed": seed,
         "device": str(device), "schedule": schedule.to_dict(), "pretrained": pretrained,
         "n_train": len(train), "n_test": len(test), "model_options": model_options, "data_subset": subset,
+        **precision_key_fields({"precision": precision, "channels_last": channels_last, "device": str(device)}),
     }
     version = code_version()
     best: dict[str, Any] = {"acc": -1.0, "state": None, "meta": None}
@@ -242,9 +250,10 @@ def pretrain(
                        best, version)
 
     ran: list[EpochStats] = []
-    history = done + fit(model, train, schedule, seed=seed, test=test, progress=progress,
-                         desc=f"{net}/{dataset}", on_epoch=lambda st, m: (ran.append(st), on_epoch(st, m)),
-                         start=start, on_state=on_state)
+    with precision_scope(precision, device):
+        history = done + fit(model, train, schedule, seed=seed, test=test, progress=progress,
+                             desc=f"{net}/{dataset}", on_epoch=lambda st, m: (ran.append(st), on_epoch(st, m)),
+                             start=start, on_state=on_state)
     final = history[-1].test_acc if history else eval_accuracy(model, test)
     assert final is not None
     memorisation: dict[str, Any] = {}
@@ -254,7 +263,8 @@ def pretrain(
         best_model.load_state_dict(best["state"])
         finished = {"last": (model, meta_for(history[-1])), "best": (best_model, best["meta"])}
         for kind, (scored, meta) in finished.items():  # eval-mode accuracy on the whole training set
-            meta["train_eval_acc"] = eval_accuracy(scored, train)
+            with precision_scope(precision, device):
+                meta["train_eval_acc"] = eval_accuracy(scored, train)
             meta["train_test_gap"] = meta["train_eval_acc"] - float(meta["test_acc"])
             memorisation[kind] = {k: meta[k] for k in ("epoch", "train_eval_acc", "test_acc", "train_test_gap")}
         summary = {"config": config, "history": [vars(h) for h in history], "code_version": version,

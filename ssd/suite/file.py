@@ -18,7 +18,8 @@ TASKS = ("full_class", "sub_class", "random")
 SUITE_KEYS = {"description", "results", "device", "seeds", "methods", "nets", "logger", "retain_eval_size",
               "batch_size", "method_settings", "tasks", "sweeps", "checkpoints", "pretrained", "variants",
               "backend", "ray", "report", "protocol", "pretrain_epochs", "train_subset", "test_subset", "ulira",
-              "ulira_settings", "method_notes", "threads"}  # plus every model's architecture options (e.g. ResNet18's width)
+              "ulira_settings", "method_notes", "threads", "precision",
+              "channels_last"}  # plus every model's architecture options (e.g. ResNet18's width)
 RAY_KEYS = {"address": "ray_address", "cpus_per_run": "cpus_per_run", "gpus_per_run": "gpus_per_run"}  # → flags
 TASK_KEYS = {"task", "dataset", "classes", "n_forget", "ulira", "ulira_settings", "method_settings"}
 SWEEP_KEYS = {"task", "dataset", "forget_class", "alphas", "lambdas", "baseline_alphas", "methods", "net", "set",

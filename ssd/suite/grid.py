@@ -127,6 +127,7 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
                             overrides=over, pretrained=suite.get("pretrained", {}).get(net),
                             ulira=audit, ulira_settings=audit_settings, label=label,
                             threads=getattr(args, "threads", None),
+                            precision=suite.get("precision"), channels_last=suite.get("channels_last", False),
                         ))
     return grid
 
@@ -159,7 +160,8 @@ def sweep_jobs(suite: dict[str, Any], args: argparse.Namespace, done: frozenset[
                        forget_class=sw.get("forget_class"), n_forget=sw.get("n_forget", 100), seed=seed,
                        device=device, data_root=args.data_root, download=args.download,
                        retain_eval_size=suite.get("retain_eval_size", 5000),
-                       overrides={**suite_protocol(suite), **sw.get("set", {})})
+                       overrides={**suite_protocol(suite), **sw.get("set", {})},
+                       precision=suite.get("precision"), channels_last=suite.get("channels_last", False))
         base = sw.get("baseline_alphas")
         keys = set(sweep_keys(spec, shas[ckpt], sw.get("alphas", [10.0]), sw.get("lambdas", [1.0]),
                               sw.get("methods", DEFAULT_METHODS), base))
