@@ -63,6 +63,11 @@ def check_suite(suite: dict[str, Any], path: Path | str) -> None:
         raise UserError(f"suite {path}: seeds must be a list of whole numbers, e.g. seeds = [0, 1, 2]; "
                         f"got {seeds!r}")
     check_variants(suite.get("variants", {}), path)
+    from ssd.precision import check_precision
+
+    check_precision(suite.get("precision"), f"suite {path}: precision")
+    if not isinstance(suite.get("channels_last", False), bool):
+        raise UserError(f"suite {path}: channels_last must be true or false, got {suite['channels_last']!r}")
     if "threads" in suite:
         from ssd.cli import check_threads
 
