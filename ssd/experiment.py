@@ -92,7 +92,7 @@ class Session:
         self.cache_dir = Path(cache_dir)
         self._data: dict[tuple[str, str | None, bool], ImageData] = {}
         self._models: dict[tuple[str, str, str, str], tuple[nn.Module, dict[str, Any]]] = {}
-        self.retrained: dict[str, nn.Module] = {}
+        self.retrained: dict[str, nn.Module] = {}  # on the CPU; each use gets a device copy (load_retrained)
         self.ulira_shadows: dict[Any, Any] = {}  # U-LiRA shadow sets (ssd.privacy.audit.shadows_for)
 
     def data(self, spec: RunSpec, train: bool, subset: int | None = None) -> ImageData:
@@ -122,7 +122,7 @@ class Session:
         process) score their activation distance to it. The retrain settings that made it are
         also kept in a small file beside it, so a damaged copy is rebuilt with those settings."""
         key = splits.context["split_hash"]
-        self.retrained[f"{net}/{key}"] = model
+        self.retrained[f"{net}/{key}"] = model_copy(model, "cpu").eval()  # off the device between uses
         path = self.retrained_path(net, key)
         try:
             atomic_write_bytes(path.with_suffix(".json"), json.dumps({"config": config}, default=str).encode())
@@ -143,11 +143,14 @@ class Session:
                 config = None
         return config if isinstance(config, dict) else None
 
-    def load_retrained(self, net: str, splits: Splits,
-                       rebuild: Callable[[dict[str, Any] | None], None]) -> nn.Module | None:
-        """The retrained model of this split (memory, else the cache folder). A damaged file
-        (checksum, NaN, unreadable) is never used: one note, then `rebuild(settings)` retrains
-        it with the retrain settings it was made with (None when they are unknown)."""
+    def load_retrained(self, net: str, splits: Splits, rebuild: Callable[[dict[str, Any] | None], None],
+                       device: str | torch.device | None = None) -> nn.Module | None:
+        """A copy on `device` (default: where the split's data lives) of the retrained model of this
+        split (memory, else the cache folder). The session keeps its own copy on the CPU: a grid
+        holds one reference per split (80 ViTs in the paper grid) and only the run using one has
+        it on the device, until that run drops it. A damaged file (checksum, NaN, unreadable) is
+        never used: one note, then `rebuild(settings)` retrains it with the retrain settings it
+        was made with (None when they are unknown)."""
         key = splits.context["split_hash"]
         path = self.retrained_path(net, key)
         if f"{net}/{key}" not in self.retrained and path.is_file() and splits.model_factory:
@@ -156,11 +159,18 @@ class Session:
             except UserError as err:
                 print(f"note: retrained reference {path} is unusable ({err}); retraining it", file=sys.stderr)
                 rebuild(self.retrained_settings(path))  # replaces the file (a refusal leaves it, to refuse again)
-                return self.retrained.get(f"{net}/{key}")
-            model = splits.model_factory()
-            model.load_state_dict(state)
-            self.retrained[f"{net}/{key}"] = model.eval()
-        return self.retrained.get(f"{net}/{key}")
+            else:
+                model = splits.model_factory()
+                model.load_state_dict(state)
+                self.retrained[f"{net}/{key}"] = model_copy(model, "cpu").eval()
+        kept = self.retrained.get(f"{net}/{key}")
+        return None if kept is None else model_copy(kept, device or splits.forget.images.device).eval()
+
+    def drop_models(self, keep: str | None = None) -> None:
+        """Forget the checkpoints loaded on any device but `keep` (a Ray worker that moves to
+        another GPU: ssd/backends/ray_backend.py)."""
+        for key in [k for k in self._models if k[3] != keep]:
+            del self._models[key]
 
     def model(self, spec: RunSpec) -> tuple[nn.Module, dict[str, Any]]:
         key = (spec.weight_path, spec.net, spec.dataset, spec.device)
@@ -169,6 +179,17 @@ class Session:
             self._models[key] = load_model(spec.weight_path, net=spec.net, dataset=spec.dataset,
                                            num_classes=info.num_classes, device=spec.device)
         return self._models[key]
+
+
+def model_copy(model: nn.Module, device: str | torch.device) -> nn.Module:
+    """A copy of `model` with its parameters and buffers on `device`, made without a second
+    copy on the model's own device (a deepcopy then `.to()` would briefly hold two on the GPU)."""
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(p.detach().to(device, copy=True), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = b.detach().to(device, copy=True)
+    return copy.deepcopy(model, memo)
 
 
 def resolve_forget_class(spec: RunSpec) -> int | None:
@@ -337,12 +358,13 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
             ref = METHODS.get("retrain").fn(copy.deepcopy(original), splits, rcfg)
             session.save_retrained(spec.net, splits, ref, dataclasses.asdict(rcfg))
 
-        retrained = session.load_retrained(spec.net, splits, rebuild)
+        retrained = session.load_retrained(spec.net, splits, rebuild, device)
         torch.manual_seed(spec.seed)
         untrained = splits.model_factory() if splits.model_factory else None
         details: dict[str, Any] = {}
         metrics = evaluate(model, splits, device=device, untrained=untrained,
                            retrained=retrained, seed=spec.seed, details=details)
+        del model, retrained, untrained  # the reference models' device copies are released before the audit
     metrics.update(method_timing(method_time, splits.context.get("ssd_stats")))
     if spec.ulira:
         from ssd.privacy.audit import ulira_for_run

@@ -74,3 +74,18 @@ def test_reference_with_unknown_settings_is_refused(checkpoint: Path, tmp_path: 
     with pytest.raises(UserError, match="retrain settings that made it are unknown") as err:
         run_one(baseline_spec, Session(tmp_path))
     assert used == [] and "\n" not in str(err.value) and ref.is_file()
+
+
+def test_retrained_reference_is_kept_off_the_device(tmp_path: Path, task_setup) -> None:  # noqa: ANN001
+    """The session keeps each split's reference on the CPU (the paper grid holds 80 ViT references)
+    and every use gets its own copy on the run's device, dropped with it. Old: the run's own model
+    object was kept, on its device, for the whole grid."""
+    model, splits = task_setup["full_class"]
+    session = Session(tmp_path)
+    session.save_retrained("ConvNet", splits, model, {})
+    (kept,) = session.retrained.values()
+    assert kept is not model and all(p.device.type == "cpu" for p in kept.parameters())
+    assert not {p.data_ptr() for p in kept.parameters()} & {p.data_ptr() for p in model.parameters()}
+    got = session.load_retrained("ConvNet", splits, lambda settings: None, device="meta")
+    assert got is not None and all(p.device.type == "meta" for p in got.parameters())
+    assert all(p.device.type == "cpu" for p in kept.parameters())

@@ -4,12 +4,25 @@
   run (and stopped after it). An existing cluster must see this repository, the data and
   the checkpoints at the same paths as the driver (a shared filesystem): workers import
   the code from the driver's repository path and resolve relative paths from its folder.
-- Resources: `num_gpus=gpus_per_run` (and `cpus_per_run` CPUs) for a CUDA job, where the
-  job runs on the GPU Ray assigned it (`cuda:0` inside the task); `num_cpus=cpus_per_run`
-  for a CPU job, with torch using that many threads.
+- Resources: `num_gpus=gpus_per_run` (and `cpus_per_run` CPUs) for a CUDA job;
+  `num_cpus=cpus_per_run` for a CPU job, with torch using that many threads.
+- GPUs: each task runs on the GPU Ray assigned *that task* (`ray.get_gpu_ids()`), resolved
+  per task by :func:`task_device`. Ray is told not to rewrite CUDA_VISIBLE_DEVICES per task
+  (RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES in the workers' environment), so a worker's
+  CUDA context sees its node's GPUs for its whole life and a reused worker moves to
+  `cuda:<k>` of its new assignment instead of staying on the GPU of its first task (with the
+  per-task rewrite, a context made for GPU 0 still runs on GPU 0 when Ray assigns GPU 1: two
+  runs on one GPU, one idle). An assignment the process's context cannot reach fails the job
+  in one line rather than run on the wrong GPU. Fractional GPUs (`--gpus-per-run 0.5`) put
+  two tasks, in two worker processes, on one `cuda:<k>`.
+- Memory: between tasks a worker drops the checkpoints its Session holds on another device
+  and returns cached blocks to the driver (gc + `torch.cuda.empty_cache()`), so a worker
+  that moved keeps nothing on the GPU it left; retrained references stay on the CPU
+  (ssd/experiment.py `Session`).
 - Loaded data is reused: a worker process keeps one experiment Session for the whole run
-  (Ray reuses worker processes, GPU ones too since the task says `max_calls=0`), so the cells it
-  runs on one checkpoint and dataset load them once per worker, not once per run.
+  (Ray reuses worker processes, GPU ones too since the task says `max_calls=0`; safe because
+  the device is resolved per task), so the cells it runs on one checkpoint and dataset load
+  them once per worker, not once per run.
 - At most as many tasks are in flight as the cluster has slots, so "running" in the
   progress bar means running; a job waits for its `after` job (a cell's retrain) to end.
 - Only outcomes travel back; the driver writes the rows.
@@ -17,6 +30,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -31,6 +45,52 @@ from ssd.errors import UserError, one_line
 from ssd.utils import REPO_ROOT
 
 _SESSIONS: dict[str, Any] = {}  # in each worker process: cache folder -> Session
+_CUDA_VISIBLE_AT_INIT: list[tuple[str, ...] | None] = []  # what this process's CUDA context sees, once set
+NOSET = "RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"
+
+
+def worker_env() -> dict[str, str]:
+    """The workers' environment: the driver's import path, and Ray not rewriting
+    CUDA_VISIBLE_DEVICES per task (see the module docstring)."""
+    paths = [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), NOSET: "1"}
+
+
+def task_device(device: str) -> str:
+    """The torch device this task runs on: `device` for a CPU job; for a CUDA job, the GPU Ray
+    assigned this task (its first id) as an index into the GPUs this process's CUDA context
+    sees — CUDA_VISIBLE_DEVICES when the process first ran a CUDA task (the node's list, or
+    all GPUs when unset). Raises when the assignment is not among them (a stale context)."""
+    import ray
+
+    if not device.startswith("cuda"):
+        return device
+    ids = [str(i) for i in ray.get_gpu_ids()]
+    if not ids:
+        raise RuntimeError("a CUDA job ran in a Ray task without a GPU assigned")
+    if not _CUDA_VISIBLE_AT_INIT:  # the first CUDA task of this process: its context is made now
+        env = os.environ.get("CUDA_VISIBLE_DEVICES")
+        _CUDA_VISIBLE_AT_INIT.append(tuple(v.strip() for v in env.split(",")) if env else None)
+    visible = _CUDA_VISIBLE_AT_INIT[0]
+    if visible is None:
+        return f"cuda:{int(ids[0])}"
+    if ids[0] not in visible:
+        raise RuntimeError(f"Ray assigned GPU {ids[0]} but this worker's CUDA context sees GPUs {','.join(visible)} "
+                           f"(a stale context: was {NOSET} dropped from the workers' environment?)")
+    return f"cuda:{visible.index(ids[0])}"
+
+
+def free_device_memory(session: Any, keep: str | None) -> None:
+    """Drop what `session` holds on any device but `keep` (checkpoints loaded for an earlier
+    task's GPU), then return the CUDA allocator's cached blocks: a reused worker keeps nothing
+    on a GPU it is no longer assigned, and fragments of one run do not crowd the next."""
+    import torch
+
+    if session is not None and hasattr(session, "drop_models"):
+        session.drop_models(keep=keep)
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _remote_execute(job: Job, ctx: dict[str, Any]) -> Outcome:
@@ -41,13 +101,24 @@ def _remote_execute(job: Job, ctx: dict[str, Any]) -> Outcome:
     os.chdir(ctx["cwd"])
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))
-    if job.device.startswith("cuda"):  # the one GPU Ray gave this task is cuda:0 here
-        job = replace(job, payload=on_device(job.payload, "cuda:0"))
-    if ctx["cache_dir"] not in _SESSIONS:
+    session = _SESSIONS.get(ctx["cache_dir"])
+    try:
+        device = task_device(job.device)
+    except RuntimeError as err:
+        return Outcome("failed", error=one_line(err), worker=f"{os.uname().nodename}:{os.getpid()}")
+    if device != job.device:
+        job = replace(job, payload=on_device(job.payload, device), device=device)
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.set_device(torch.device(device))  # libraries that use the current device follow it
+    free_device_memory(session, keep=device)
+    if session is None:
         from ssd.experiment import Session
 
-        _SESSIONS[ctx["cache_dir"]] = Session(ctx["cache_dir"])
-    return execute(job, _SESSIONS[ctx["cache_dir"]])
+        session = _SESSIONS[ctx["cache_dir"]] = Session(ctx["cache_dir"])
+    try:
+        return execute(job, session)
+    finally:
+        free_device_memory(None, keep=None)  # the run's own tensors are gone: its cached blocks too
 
 
 class RayBackend:
@@ -73,9 +144,8 @@ class RayBackend:
         except ImportError:
             raise UserError("--backend ray needs the ray package: pip install -r requirements.txt") from None
         if not ray.is_initialized():
-            paths = [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
             opts: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                    "runtime_env": {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}}
+                                    "runtime_env": {"env_vars": worker_env()}}
             if self.address is None and self.num_cpus is not None:
                 opts["num_cpus"] = self.num_cpus
             try:
@@ -91,9 +161,12 @@ class RayBackend:
         return ray
 
     def _resources(self, job: Job) -> dict[str, Any]:
+        """The task's options: its resources, and the workers' environment (also on the task, so
+        it holds on a Ray this backend did not start)."""
+        env = {"runtime_env": {"env_vars": {NOSET: "1"}}}  # merged with the job's (its PYTHONPATH kept)
         if job.device.startswith("cuda"):
-            return {"num_gpus": self.gpus_per_run, "num_cpus": self.cpus_per_run}
-        return {"num_cpus": self.cpus_per_run}
+            return {"num_gpus": self.gpus_per_run, "num_cpus": self.cpus_per_run, **env}
+        return {"num_cpus": self.cpus_per_run, **env}
 
     def _slots(self, job: Job) -> int:
         res = self._ray.cluster_resources()
@@ -109,7 +182,8 @@ class RayBackend:
         if not jobs:
             return
         ray = self._connect()
-        remote = ray.remote(max_calls=0)(_remote_execute)  # 0: GPU workers are kept too (Ray's GPU default is 1)
+        # 0: GPU workers are kept too (Ray's GPU default is 1): the device is resolved per task
+        remote = ray.remote(max_calls=0)(_remote_execute)
         ctx = {"cwd": os.getcwd(), "cache_dir": self.cache_dir}
         free, waiting = dependencies(jobs)  # as the serial backend's order: a job waits for its `after`
         ready: deque[Job] = deque(free)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,28 +35,37 @@ def pretrain_settings(suite: dict[str, Any], net: str) -> dict[str, Any]:
             "pretrained": suite.get("pretrained", {}).get(net)}
 
 
+def needs_pretraining(path: Path, model_options: dict[str, Any] | None = None, train_subset: int | None = None,
+                      test_subset: int | None = None) -> bool:
+    """Whether `path` must be pretrained: missing, or from an unfinished pretraining (a killed run
+    of an older version: a half-trained model never stands in for a finished one). An existing
+    one made with other architecture or data settings than the suite asks for is refused (its
+    rows would be mislabelled)."""
+    if not path.is_file():
+        return True
+    from ssd.checkpoint import model_options as options_of
+    from ssd.checkpoint import read_meta, unfinished
+
+    meta = read_meta(path)  # its weights are checked when a run loads it
+    have = (options_of(meta), (meta.get("data_subset") or {}).get("train"), (meta.get("data_subset") or {}).get("test"))
+    want = (dict(model_options or {}), train_subset or None, test_subset or None)
+    if meta and have != want:
+        raise UserError(f"checkpoint {path} was made with options/train/test subset {have}, the suite asks for "
+                        f"{want}: name the settings in the suite's checkpoint path or delete the file")
+    why = unfinished(path, meta)
+    if why is None:
+        return False
+    print(f"[suite] {path} is not used: {why}; pretraining it again", file=sys.stderr)
+    return True
+
+
 def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root: str | None,
                       download: bool, progress: bool = True, pretrained: str | None = None,
                       model_options: dict[str, Any] | None = None, train_subset: int | None = None,
                       test_subset: int | None = None, epochs: int | None = None) -> None:
-    """Pretrain a missing checkpoint. An existing one made with other architecture or data
-    settings than the suite asks for is refused (its rows would be mislabelled); one from an
-    unfinished pretraining (a killed run of an older version) is pretrained again: a
-    half-trained model never stands in for a finished one."""
-    if path.is_file():
-        from ssd.checkpoint import model_options as options_of
-        from ssd.checkpoint import read_meta, unfinished
-
-        meta = read_meta(path)  # its weights are checked when a run loads it
-        have = (options_of(meta), (meta.get("data_subset") or {}).get("train"), (meta.get("data_subset") or {}).get("test"))
-        want = (dict(model_options or {}), train_subset or None, test_subset or None)
-        if meta and have != want:
-            raise UserError(f"checkpoint {path} was made with options/train/test subset {have}, the suite asks for "
-                            f"{want}: name the settings in the suite's checkpoint path or delete the file")
-        why = unfinished(path, meta)
-        if why is None:
-            return
-        print(f"[suite] {path} is not used: {why}; pretraining it again", file=sys.stderr)
+    """Pretrain `path` in this process when :func:`needs_pretraining` says so."""
+    if not needs_pretraining(path, model_options, train_subset, test_subset):
+        return
     from ssd.train import pretrain
 
     print(f"[suite] pretraining {net} on {dataset} → {path.parent}", file=sys.stderr)
@@ -68,3 +78,51 @@ def ensure_checkpoint(path: Path, net: str, dataset: str, device: str, data_root
     mem = res.extra.get("best", {})
     print(f"[suite] {net}/{dataset} test accuracy {res.best_acc:.2f}%, train (eval mode) "
           f"{mem.get('train_eval_acc', float('nan')):.2f}%", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class PretrainPayload:
+    """One missing checkpoint to pretrain, as a backend job (`device` is replaced by the GPU a
+    Ray task is assigned)."""
+
+    path: str
+    net: str
+    dataset: str
+    device: str
+    data_root: str | None
+    download: bool
+    progress: bool
+    settings: dict[str, Any]  # pretrain_settings(suite, net)
+
+
+def run_pretrain(_session: Any, p: PretrainPayload) -> list[dict[str, Any]]:
+    """A backend job: pretrain one checkpoint (module-level: a Ray worker imports it by name)."""
+    ensure_checkpoint(Path(p.path), p.net, p.dataset, p.device, p.data_root, p.download, progress=p.progress,
+                      **p.settings)
+    return []
+
+
+def pretrain_missing(suite: dict[str, Any], needed: list[tuple[str, str, str]], device: str, args: Any,
+                     backend: Any) -> None:
+    """Every (net, dataset, path) checkpoint the grid needs checked here (a mismatched one is
+    refused before any work), the missing ones pretrained as jobs on `backend`: Ray tasks side
+    by side, each on the GPU it is assigned, or one after another in this process (serial)."""
+    from ssd.backends import Job, RunsFailed, drive
+
+    jobs = []
+    for net, dataset, path in needed:
+        settings = pretrain_settings(suite, net)
+        if needs_pretraining(Path(path), settings["model_options"], settings["train_subset"], settings["test_subset"]):
+            label = f"pretrain {net} {dataset}"
+            jobs.append(Job(key=f"pretrain-{path}", label=label, cell=label, fn=run_pretrain, device=device,
+                            payload=PretrainPayload(path, net, dataset, device, args.data_root, args.download,
+                                                    not args.no_progress, settings)))
+    if not jobs:
+        return
+    print(f"[suite] pretraining {len(jobs)} missing checkpoint(s) on the {backend.name} backend", file=sys.stderr)
+    report = drive(jobs, backend, lambda _job, _row: None, progress=not args.no_progress, desc="pretrain")
+    for why in report.refused.values():
+        raise UserError(why)
+    if report.failed:
+        raise RunsFailed("pretraining failed, so the grid did not run: "
+                         + "; ".join(f"{k}: {v}" for k, v in report.failed.items()))

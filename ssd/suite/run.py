@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ssd.errors import UserError
-from ssd.suite.checkpoints import ensure_checkpoint, pretrain_settings
+from ssd.suite.checkpoints import pretrain_missing
 from ssd.suite.file import apply_sets, load_suite
 from ssd.suite.grid import build_grid, print_grid, sweep_jobs
 
@@ -118,12 +118,16 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         if missing:
             raise UserError(f"dry run: {len(missing)} of the suite's needs are missing (MISSING lines above)")
         return []
-    if args.backend == "serial" or not all(Path(s.weight_path).is_file() for s in grid):
+    if args.backend == "serial":
         resolve_device(grid[0].device if grid else "cpu")  # (a Ray driver may have no GPU of its own)
     check_outputs(args, results, report, grid)
-    for net, dataset, path in sorted({(s.net, s.dataset, s.weight_path) for s in grid}):
-        ensure_checkpoint(Path(path), net, dataset, grid[0].device, args.data_root, args.download,
-                          progress=not args.no_progress, **pretrain_settings(suite, net))
+    backend = backend_from_args(args, args.cache_dir)
+    try:  # missing checkpoints: pretrained as jobs of the backend (Ray tasks side by side)
+        pretrain_missing(suite, sorted({(s.net, s.dataset, s.weight_path) for s in grid}),
+                         grid[0].device if grid else "cpu", args, backend)
+    except BaseException:
+        backend.close()
+        raise
     shas = {p: sha256_file(p) for p in {s.weight_path for s in grid}}  # each checkpoint hashed once
     done = done_keys([results])  # recorded runs and sweep points (sweeps resume point by point)
     keyed = {spec_key(s, cfg, shas[s.weight_path]): s for s, cfg in zip(grid, cfgs, strict=True)}
@@ -143,7 +147,6 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             log_wandb(row, project=f"{row['net']}_{row['dataset']}_{row['task']}_{row['forget_class_name'] or 'random'}",
                       name=row["method"], directory=results.parent)
 
-    backend = backend_from_args(args, args.cache_dir)
     try:
         jobs = grid_jobs(list(todo.values()), list(todo))
         if not args.no_sweeps:
