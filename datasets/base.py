@@ -7,6 +7,7 @@ randomly cropped and flipped on whatever device holds the tensor.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -119,27 +120,65 @@ class ImageData:
         """Yield `(x, y)`: x normalised float32 on `device` (default: where the data is).
 
         Rows come in `order` (positions in this object) when given, e.g. the authors'
-        class-sorted order for SSD importances; else shuffled or as stored.
+        class-sorted order for SSD importances; else shuffled or as stored. Nothing here
+        waits for the device: data held elsewhere is moved once per call, the order is put
+        on the device once, and a `generator` on the data's device (`device_generator`)
+        draws the shuffle and the augmentation there. A generator elsewhere still works,
+        at the cost of a copy of its draws per batch.
         """
         n = len(self)
+        dev = torch.device(device) if device is not None else self.device
+        data = self if same_device(dev, self.device) else self.to(dev)  # one copy, not one per batch
         if order is not None:
-            order = order.cpu().long()
             if order.numel() != n:
                 raise ValueError(f"order has {order.numel()} rows, data has {n}")
+            order = on_device(order.long(), data.device)
         elif shuffle:
-            order = torch.randperm(n, generator=generator)
+            order = on_device(torch.randperm(n, generator=generator, device=draw_device(generator, data.device)),
+                              data.device)
         else:
-            order = torch.arange(n)
+            order = torch.arange(n, device=data.device)
         stop = n - n % batch_size if drop_last else n
-        dev = torch.device(device) if device is not None else self.images.device
         for start in range(0, stop, batch_size):
-            idx = order[start : start + batch_size].to(self.images.device)
-            x = self.images[idx].to(dev, non_blocking=True)
-            y = self.targets[idx].to(dev, non_blocking=True)
-            yield prepare(x, self.info, augment=augment, generator=generator), y
+            idx = order[start : start + batch_size]
+            yield prepare(data.images[idx], self.info, augment=augment, generator=generator), data.targets[idx]
 
     def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
         return len(self) // batch_size if drop_last else -(-len(self) // batch_size)
+
+
+def device_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator on `device` seeded with `seed`, for shuffles and augmentation drawn where the
+    data is (no host-to-device copy per batch). On the CPU it is `torch.Generator().manual_seed(seed)`,
+    the same stream as before; a CUDA generator draws other numbers than a CPU one of that seed."""
+    return torch.Generator(device=torch.device(device)).manual_seed(seed)
+
+
+def draw_device(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
+    """Where draws from `generator` are made: its own device (`fallback` for torch's default)."""
+    return generator.device if generator is not None else fallback
+
+
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """`cuda` and `cuda:0` are one device while cuda:0 is the current one."""
+    if a.type != b.type:
+        return False
+    if a.index is None or b.index is None:
+        current = torch.cuda.current_device() if a.type == "cuda" else 0
+        return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
+    return a.index == b.index
+
+
+def on_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`t` itself when it is already on `device`, else a copy there."""
+    return t if same_device(t.device, device) else t.to(device)
+
+
+@functools.lru_cache(maxsize=64)
+def _normalisation(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std as 1×C×1×1 tensors on `device`, made once per device (not per batch)."""
+    return (torch.tensor(mean, device=device).view(1, -1, 1, 1), torch.tensor(std, device=device).view(1, -1, 1, 1))
 
 
 def prepare(
@@ -153,8 +192,7 @@ def prepare(
     x = x.float().div_(255.0)
     if augment and info.augment == "crop_flip":
         x = random_crop_flip(x, padding=4, generator=generator)
-    mean = torch.tensor(info.mean, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(info.std, device=x.device).view(1, -1, 1, 1)
+    mean, std = _normalisation(tuple(info.mean), tuple(info.std), x.device)
     return (x - mean) / std
 
 
@@ -165,13 +203,16 @@ def random_crop_flip(
 
     Matches torchvision's RandomCrop(size, padding) + RandomHorizontalFlip applied
     before ToTensor/Normalize (padding is black), but vectorised over the batch. The
-    random numbers come from a CPU generator so results do not depend on the device.
+    random numbers are drawn on the generator's device (x's for torch's default), in the
+    order offsets-y, offsets-x, flips: a CPU generator of one seed gives the same crops on
+    every device, a generator on x's device costs no copy.
     """
     n, _, h, w = x.shape
     xp = F.pad(x, (padding, padding, padding, padding))
-    oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
-    ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    gdev = draw_device(generator, x.device)
+    oy = on_device(torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=gdev), x.device)
+    ox = on_device(torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=gdev), x.device)
+    flip = on_device(torch.rand(n, generator=generator, device=gdev) < 0.5, x.device)
     rows = oy[:, None] + torch.arange(h, device=x.device)[None, :]  # n×h
     cols = ox[:, None] + torch.arange(w, device=x.device)[None, :]  # n×w
     cols = torch.where(flip[:, None], cols.flip(1), cols)

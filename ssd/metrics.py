@@ -33,14 +33,15 @@ def predict_logits(
 
     Every module's train/eval flag is restored afterwards, so scoring mid-training
     does not silently switch BatchNorm/Dropout off for the rest of the run.
-    `device` defaults to where the model's parameters are.
+    `device` defaults to where the model's parameters are. The logits stay on the device
+    until the last batch and come back in one copy (one wait, not one per batch).
     """
     dev = torch.device(device) if device is not None else model_device(model)
     if len(data) == 0:
         return torch.empty(0, data.info.num_classes)
     with evaluation_state(model), torch.no_grad():
-        out = [model(x).float().cpu() for x, _ in data.batches(batch_size, device=dev)]
-    return torch.cat(out)
+        out = [model(x).float() for x, _ in data.batches(batch_size, device=dev)]
+    return torch.cat(out).cpu()
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:

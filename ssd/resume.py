@@ -35,7 +35,7 @@ class FitState:
 
     epoch: int
     optimizer: dict[str, Any]
-    generator: torch.Tensor  # the loop's CPU generator: shuffling and augmentation
+    generator: torch.Tensor  # the state of the loop's generator (on its device): shuffling and augmentation
     rng: dict[str, Any]  # torch's global random state (CPU, and CUDA when training there)
 
 

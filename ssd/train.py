@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from datasets import ImageData, balanced_subset, dataset_info, load_dataset
+from datasets import ImageData, balanced_subset, dataset_info, device_generator, load_dataset
 from models import build_model
 from ssd.checkpoint import save_checkpoint
 from ssd.errors import UserError
@@ -67,15 +67,18 @@ def fit(
 ) -> list[EpochStats]:
     """Train `model` in place on `train` (already on the model's device) with `schedule`.
 
-    Shuffling and augmentation draw from one CPU generator seeded with `seed`, so the
-    same seed gives the same weights on CPU. `start` (a state `on_state` was given after
+    Shuffling and augmentation draw from one generator on the model's device seeded with
+    `seed` (`device_generator`), so the same seed gives the same weights on CPU and no batch
+    waits for a host-side draw. Nothing is read back from the device during an epoch: the
+    loss and accuracy are summed there and read once at its end (a progress bar shows the
+    previous epoch's loss). `start` (a state `on_state` was given after
     an epoch, with the model's weights of then) goes on from that epoch: the same weights
     as a run that was never stopped. Returns the stats of the epochs run here.
     """
-    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    gen = device_generator(seed, device)
     opt = schedule.make_optimizer(model.parameters())
     steps = train.num_batches(schedule.batch_size)
-    device = next(model.parameters()).device
     if start is not None:
         opt.load_state_dict(start.optimizer)
         gen.set_state(start.generator)
@@ -103,8 +106,8 @@ def fit(
             loss_sum += loss.detach() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
-            if progress and step % 20 == 0:
-                bar.set_postfix(loss=f"{loss.detach().item():.3f}", lr=f"{lr:.2e}")  # detached: no autograd warning
+            if progress and step % 20 == 0:  # no loss here: reading it back would wait for the device
+                bar.set_postfix(lr=f"{lr:.2e}", **({"last_loss": f"{history[-1].loss:.3f}"} if history else {}))
         synchronize(device)
         elapsed = time.perf_counter() - t0
         stats = EpochStats(
@@ -237,6 +240,11 @@ def pretrain(
     if out_dir is not None:
         resume_path = out_dir / RESUME_NAME
         state = load_state(resume_path, settings, lambda s: print(s, file=sys.stderr))
+        if state is not None and state["generator"].numel() != device_generator(0, device).get_state().numel():
+            # the loop's generator lives on the device: a CPU state cannot go on a CUDA one
+            print(f"note: {resume_path} was made on another kind of device; pretraining from epoch 1",
+                  file=sys.stderr)
+            state = None
         if state is not None:
             model.load_state_dict(state["model"])
             done = [EpochStats(**h) for h in state["history"]]

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from datasets.base import concat_data, with_targets
-from ssd.methods.common import generator_for, train_epochs, wrong_labels
+from ssd.methods.common import generator_for, model_device, train_epochs, wrong_labels
 from ssd.methods.registry import MethodConfig, register_method
 from ssd.splits import Splits
 
@@ -36,7 +36,7 @@ class AmnesiacConfig(MethodConfig):
 @register_method("amnesiac", AmnesiacConfig)
 def amnesiac(model: nn.Module, splits: Splits, cfg: AmnesiacConfig) -> nn.Module:
     """Train on Df with random wrong labels mixed with all of Dr (Adam, 3 epochs)."""
-    gen = generator_for(cfg)
+    gen = generator_for(cfg, device=model_device(model))
     relabelled = with_targets(splits.forget, wrong_labels(splits.forget.targets, splits.num_classes, gen))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     train_epochs(model, concat_data(relabelled, splits.retain), epochs=cfg.epochs, optimizer=opt,

@@ -73,5 +73,5 @@ def finetune(model: nn.Module, splits: Splits, cfg: FinetuneConfig) -> nn.Module
     """A few epochs of SGD on Dr."""
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     train_epochs(model, splits.retain, epochs=cfg.epochs, optimizer=opt, batch_size=cfg.batch_size,
-                 generator=generator_for(cfg), progress=cfg.progress, desc="finetune")
+                 generator=generator_for(cfg, device=model_device(model)), progress=cfg.progress, desc="finetune")
     return model

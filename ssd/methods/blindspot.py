@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from datasets.base import ImageData, concat_data, prepare
+from datasets.base import ImageData, concat_data, on_device, prepare
 from ssd.methods.common import generator_for, model_device, untrained_like
 from ssd.methods.registry import MethodConfig, register_method
 from ssd.splits import Splits
@@ -65,19 +65,21 @@ def bad_teacher_loss(
 def flagged_batches(
     data: ImageData, is_forget: torch.Tensor, batch_size: int, generator: torch.Generator
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Shuffled `(x, is_forget)` batches: the flag travels with each row through the shuffle."""
-    order = torch.randperm(len(data), generator=generator)
+    """Shuffled `(x, is_forget)` batches: the flag travels with each row through the shuffle.
+
+    The order and the flags are put on the data's device once; no batch copies from the host."""
+    order = on_device(torch.randperm(len(data), generator=generator, device=generator.device), data.device)
+    is_forget = on_device(is_forget, data.device)
     for start in range(0, len(data), batch_size):
         idx = order[start : start + batch_size]
-        dev_idx = idx.to(data.device)
-        yield prepare(data.images[dev_idx], data.info), is_forget[idx].to(data.device)
+        yield prepare(data.images[idx], data.info), is_forget[idx]
 
 
 @register_method("blindspot", BlindspotConfig)
 def blindspot(model: nn.Module, splits: Splits, cfg: BlindspotConfig) -> nn.Module:
     """Distil from an untrained teacher on Df and the original model on 30 % of Dr."""
     device = model_device(model)
-    gen = generator_for(cfg)
+    gen = generator_for(cfg, device=device)
     competent = copy.deepcopy(model).eval()
     incompetent = untrained_like(model, splits, seed=cfg.seed)
     for teacher in (competent, incompetent):
@@ -85,7 +87,7 @@ def blindspot(model: nn.Module, splits: Splits, cfg: BlindspotConfig) -> nn.Modu
             p.requires_grad_(False)
 
     n_keep = int(cfg.retain_fraction * len(splits.retain))
-    keep = torch.randperm(len(splits.retain), generator=gen)[:n_keep]
+    keep = torch.randperm(len(splits.retain), generator=gen, device=gen.device)[:n_keep]
     data = concat_data(splits.forget, splits.retain.subset(keep)).to(device)
     is_forget = torch.cat([torch.ones(len(splits.forget), dtype=torch.bool), torch.zeros(n_keep, dtype=torch.bool)])
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from datasets.base import ImageData
+from datasets.base import ImageData, device_generator, on_device
 from ssd.errors import UserError
 from ssd.methods.registry import MethodConfig
 from ssd.splits import Splits
@@ -22,9 +22,11 @@ __all__ = ["cross_entropy", "generator_for", "model_device", "train_epochs", "un
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def generator_for(cfg: MethodConfig, offset: int = 0) -> torch.Generator:
-    """A CPU generator seeded from the method's seed: shuffles and noise never depend on the device."""
-    return torch.Generator().manual_seed(cfg.seed + offset)
+def generator_for(cfg: MethodConfig, offset: int = 0, *, device: torch.device) -> torch.Generator:
+    """A generator on `device` (the model's) seeded from the method's seed: shuffles and noise are
+    drawn where the data is, with no copy per batch. On the CPU it is the CPU generator of that
+    seed, so CPU results are as before; a CUDA run draws other (equally seeded) numbers."""
+    return device_generator(cfg.seed + offset, device)
 
 
 def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -65,7 +67,8 @@ def wrong_labels(targets: torch.Tensor, num_classes: int, generator: torch.Gener
     """
     if num_classes < 2:
         raise ValueError("relabelling needs at least two classes")
-    draw = torch.randint(0, num_classes - 1, targets.shape, generator=generator).to(targets.device)
+    draw = torch.randint(0, num_classes - 1, targets.shape, generator=generator, device=generator.device)
+    draw = on_device(draw, targets.device)
     return draw + (draw >= targets).long()
 
 

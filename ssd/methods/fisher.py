@@ -19,7 +19,7 @@ Matched to the SSD authors' `forget_*_strategies.py::FisherForgetting` (`hessian
   comment, but every bias is 1-D) ×10. Sub-class and random: only 1-D parameters ×10,
   no row handling (their sub-class/random files drop those lines).
 * α = 1e-6 (the value passed in all three files; the function default 3e-6 is unused).
-Noise is drawn from a CPU generator seeded with `cfg.seed`, so it does not depend on the device.
+Noise is drawn from a generator on the model's device seeded with `cfg.seed` (on the CPU: as before).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from tqdm import tqdm
 
-from datasets.base import ImageData
+from datasets.base import ImageData, on_device
 from ssd.methods.common import generator_for, model_device
 from ssd.methods.registry import MethodConfig, register_method
 from ssd.splits import Splits
@@ -112,15 +112,16 @@ def noise_variance(
 @register_method("fisher", FisherConfig)
 def fisher(model: nn.Module, splits: Splits, cfg: FisherConfig) -> nn.Module:
     """Resample each weight around its value with variance ∝ inverse retain Fisher."""
-    gen = generator_for(cfg)
+    gen = generator_for(cfg, device=model_device(model))
     retain = splits.retain
     if cfg.max_samples is not None and cfg.max_samples < len(retain):
-        retain = retain.subset(torch.randperm(len(retain), generator=gen)[: cfg.max_samples].sort().values)
+        pick = torch.randperm(len(retain), generator=gen, device=gen.device)[: cfg.max_samples]
+        retain = retain.subset(pick.sort().values)
     diag = fisher_diagonal(model, retain.to(model_device(model)), chunk_size=cfg.chunk_size,
                            progress=cfg.progress)
     with torch.no_grad():
         for name, p in model.named_parameters():
             mu, var = noise_variance(p, diag[name], splits, cfg)
-            eps = torch.randn(p.shape, generator=gen).to(p.device, p.dtype)
+            eps = on_device(torch.randn(p.shape, generator=gen, device=gen.device), p.device).to(p.dtype)
             p.copy_(mu + var.sqrt() * eps)
     return model.eval()

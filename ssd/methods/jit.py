@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from datasets.base import on_device
 from ssd.methods.common import generator_for, model_device
 from ssd.methods.registry import MethodConfig, register_method
 from ssd.splits import Splits
@@ -57,14 +58,14 @@ def lipschitz_loss(model: nn.Module, x: torch.Tensor, sigma: float, n_samples: i
                    generator: torch.Generator) -> torch.Tensor:
     """Mean over N perturbations of Σ_batch ‖f(x) − f(x')‖ / ‖x − x'‖ (f(x') without grad).
 
-    Noise comes from a CPU generator so results do not depend on the device; ‖x − x'‖ is
+    Noise is drawn on the generator's device (the data's: no copy per batch); ‖x − x'‖ is
     floored at float eps so a perturbation erased by clipping cannot divide by zero.
     """
     out = model(x)
     lo, hi = x.min(), x.max()
     loss = out.new_zeros(())
     for _ in range(n_samples):
-        noise = torch.randn(x.shape, generator=generator).to(x.device)
+        noise = on_device(torch.randn(x.shape, generator=generator, device=generator.device), x.device)
         x2 = torch.clamp(x + sigma * noise, min=lo, max=hi)
         with torch.no_grad():
             out2 = model(x2)
@@ -86,7 +87,7 @@ def jit(model: nn.Module, splits: Splits, cfg: JiTConfig) -> nn.Module:
     sigma = cfg.sigma if cfg.sigma is not None else ref_sigma
     forget = splits.forget.to(model_device(model))
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr if cfg.lr is not None else ref_lr)
-    gen = generator_for(cfg)
+    gen = generator_for(cfg, device=forget.device)
     model.eval()
     for epoch in range(cfg.epochs):
         batches = forget.batches(cfg.batch_size)  # the official forget loader does not shuffle

@@ -64,7 +64,7 @@ def neggrad_plus(model: nn.Module, splits: Splits, cfg: NegGradPlusConfig) -> nn
     device = model_device(model)
     retain, forget = splits.retain.to(device), splits.forget.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    gen_r, gen_f = generator_for(cfg), generator_for(cfg, offset=1)
+    gen_r, gen_f = generator_for(cfg, device=device), generator_for(cfg, offset=1, device=device)
     forget_stream = cycle_batches(forget, cfg.forget_batch_size or cfg.batch_size, gen_f)
     model.train()
     for epoch in range(cfg.epochs):

@@ -102,7 +102,8 @@ def ntk(model: nn.Module, splits: Splits, cfg: NTKConfig) -> nn.Module:
     """Move the weights along the NTK estimate of (train on Dr) − (train on D)."""
     retain = splits.retain
     if cfg.max_retain is not None and cfg.max_retain < len(retain):
-        pick = torch.randperm(len(retain), generator=generator_for(cfg))[: cfg.max_retain]
+        gen = generator_for(cfg, device=model_device(model))
+        pick = torch.randperm(len(retain), generator=gen, device=gen.device)[: cfg.max_retain]
         retain = retain.subset(pick.sort().values)
     n_params = sum(p.numel() for p in model.parameters())
     need = ntk_memory_bytes(n_params, len(retain), len(splits.forget), splits.num_classes)

@@ -107,7 +107,7 @@ def salun(model: nn.Module, splits: Splits, cfg: SalUnConfig) -> nn.Module:
     forget, retain = splits.forget.to(device), splits.retain.to(device)
     mask = saliency_mask(model, forget, cfg.mask_fraction, cfg.batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    gen = generator_for(cfg)
+    gen = generator_for(cfg, device=device)
     undo = masked_updates(model, mask, opt)
     try:
         for epoch in range(cfg.epochs):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssd.methods.common import generator_for, train_epochs
+from ssd.methods.common import generator_for, model_device, train_epochs
 from ssd.methods.registry import MethodConfig, register_method
 from ssd.splits import Splits
 
@@ -79,7 +79,7 @@ def scrub(model: nn.Module, splits: Splits, cfg: ScrubConfig) -> nn.Module:
         return cfg.ce_weight * F.cross_entropy(s, y) + cfg.kl_weight * distill_kl(s, t, T)
 
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    gen = generator_for(cfg)
+    gen = generator_for(cfg, device=model_device(model))
     for epoch in range(1, cfg.epochs + 1):
         for group in opt.param_groups:
             group["lr"] = scrub_lr(cfg, epoch)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from datasets.base import ImageData, prepare
+from datasets.base import ImageData, draw_device, on_device, prepare
 from ssd.methods.common import generator_for, model_device, train_epochs
 from ssd.methods.registry import MethodConfig, register_method
 from ssd.splits import Splits
@@ -74,8 +74,9 @@ def noise_labels(splits: Splits, n: int, generator: torch.Generator) -> torch.Te
     """
     if splits.forget_class is not None:
         return torch.full((n,), splits.forget_class, dtype=torch.long)
-    order = torch.randperm(len(splits.forget), generator=generator)
-    return splits.forget.targets.cpu()[order[torch.arange(n) % len(order)]]
+    order = torch.randperm(len(splits.forget), generator=generator, device=generator.device)
+    targets = splits.forget.targets
+    return targets[on_device(order[torch.arange(n, device=order.device) % len(order)], targets.device)]
 
 
 def learn_noise(
@@ -96,8 +97,10 @@ def learn_noise(
     device = model_device(model)
     modes = [(m, m.training) for m in model.modules()]
     flags = [p.requires_grad for p in model.parameters()]
-    noise = torch.randn((len(labels), *shape), generator=generator).to(device).requires_grad_(True)
-    y = labels.to(device)
+    noise = torch.randn((len(labels), *shape), generator=generator,
+                        device=draw_device(generator, torch.device("cpu")))
+    noise = on_device(noise, device).requires_grad_(True)
+    y = on_device(labels, device)
     opt = torch.optim.Adam([noise], lr=lr)
     model.eval()
     for p in model.parameters():
@@ -127,18 +130,28 @@ def impair_batches(
     """Shuffled batches over `copies` × noise rows plus the retain rows.
 
     Positions below `n_noise` index the (repeated) noise, the rest the retain images,
-    which are normalised batch by batch like `ImageData.batches`.
+    which are normalised batch by batch like `ImageData.batches`. Within a batch the noise
+    rows come first, then the retain rows, each in shuffled order. Every batch is built on
+    the noise's device with fixed shapes (a stable sort instead of boolean masks, whose
+    sizes the host would have to wait for).
     """
     n_noise = copies * len(noise)
-    order = torch.randperm(n_noise + len(retain), generator=generator)
-    labels = labels.to(noise.device)
+    dev = noise.device
+    order = on_device(torch.randperm(n_noise + len(retain), generator=generator,
+                                     device=draw_device(generator, dev)), dev)
+    labels, retain = on_device(labels, dev), retain.to(dev)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        nz = idx[idx < n_noise] % len(noise)
-        rt = (idx[idx >= n_noise] - n_noise).to(retain.device)
-        x = torch.cat([noise[nz.to(noise.device)], prepare(retain.images[rt], retain.info).to(noise.device)])
-        y = torch.cat([labels[nz.to(noise.device)], retain.targets[rt].to(noise.device)])
-        yield x, y
+        is_retain = idx >= n_noise
+        idx = idx[torch.sort(is_retain.to(torch.uint8), stable=True).indices]  # noise rows first
+        is_retain = idx >= n_noise
+        nz = torch.where(is_retain, 0, idx) % len(noise)
+        if len(retain) == 0:
+            yield noise[nz], labels[nz]
+            continue
+        rt = torch.where(is_retain, idx - n_noise, 0)
+        x = torch.where(is_retain.view(-1, 1, 1, 1), prepare(retain.images[rt], retain.info), noise[nz])
+        yield x, torch.where(is_retain, retain.targets[rt], labels[nz])
 
 
 def capped_per_class(data: ImageData, cap: int, *, fine: bool = False) -> ImageData:
@@ -155,7 +168,7 @@ def capped_per_class(data: ImageData, cap: int, *, fine: bool = False) -> ImageD
 def unsir(model: nn.Module, splits: Splits, cfg: UNSIRConfig) -> nn.Module:
     """Learn error-maximising noise for Df's labels, impair on noise + Dr, repair on Dr."""
     device = model_device(model)
-    gen = generator_for(cfg)
+    gen = generator_for(cfg, device=device)
     steps = cfg.noise_steps if cfg.noise_steps is not None else TASK_NOISE_STEPS[splits.task]
     labels = noise_labels(splits, cfg.noise_batch, gen)
     shape = tuple(splits.retain.images.shape[1:])

@@ -29,7 +29,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
 
-from datasets.base import ImageData, prepare
+from datasets.base import ImageData, device_generator, on_device, prepare
 from ssd.schedules import Schedule
 
 
@@ -58,14 +58,14 @@ class Ensemble:
 
     @torch.no_grad()
     def predict(self, data: ImageData, batch_size: int = 512) -> torch.Tensor:
-        """The same images through every model in eval mode: K×N×classes float logits on the CPU."""
+        """The same images through every model in eval mode: K×N×classes float logits on the CPU
+        (kept on the device until the last batch, then copied back once)."""
         self.skeleton.eval()
         run = vmap(self._call, in_dims=(0, 0, None))
-        out = [run(self.params, self.buffers, x).float().cpu()
-               for x, _ in data.batches(batch_size, device=self.device)]
+        out = [run(self.params, self.buffers, x).float() for x, _ in data.batches(batch_size, device=self.device)]
         if not out:
             return torch.empty(self.k, 0, data.info.num_classes)
-        return torch.cat(out, dim=1)
+        return torch.cat(out, dim=1).cpu()
 
     def model(self, i: int) -> nn.Module:
         """Model `i` as an ordinary module (eval mode), e.g. to hand to an unlearning method."""
@@ -83,9 +83,13 @@ def deal_batches(members: torch.Tensor, batch_size: int, generator: torch.Genera
     batches of `batch_size` (the last one shorter), exactly as the plain loop does. A step's
     width w is the largest batch any model has there; a model with fewer rows at that step
     repeats random rows of its own with weight 0. With equal subset sizes there is no
-    padding at all. Every model needs the same number of batches per epoch.
+    padding at all. Every model needs the same number of batches per epoch. Everything is
+    drawn and built on the generator's device (`members` is moved there): a step's batch
+    is then used where it lies, and the host waits K + 1 times per epoch, not per step.
     """
-    sizes = [int(s) for s in members.sum(1)]
+    dev = generator.device
+    members = on_device(members, dev)
+    sizes = [int(s) for s in members.sum(1).tolist()]
     steps = -(-max(sizes) // batch_size)
     if min(sizes) <= (steps - 1) * batch_size:
         raise ValueError(f"subset sizes {min(sizes)}..{max(sizes)} need different numbers of batches of "
@@ -93,15 +97,16 @@ def deal_batches(members: torch.Tensor, batch_size: int, generator: torch.Genera
     orders = []
     for i in range(members.shape[0]):
         own = members[i].nonzero().flatten()
-        orders.append(own[torch.randperm(own.numel(), generator=generator)])
+        orders.append(own[torch.randperm(own.numel(), generator=generator, device=dev)])
     out = []
     for s in range(steps):
         chunks = [o[s * batch_size:(s + 1) * batch_size] for o in orders]
         width = max(c.numel() for c in chunks)
-        rows = torch.empty(len(chunks), width, dtype=torch.long)
-        weights = torch.zeros(len(chunks), width)
+        rows = torch.empty(len(chunks), width, dtype=torch.long, device=dev)
+        weights = torch.zeros(len(chunks), width, device=dev)
         for i, c in enumerate(chunks):
-            fill = orders[i][torch.randint(0, orders[i].numel(), (width - c.numel(),), generator=generator)]
+            fill = orders[i][torch.randint(0, orders[i].numel(), (width - c.numel(),), generator=generator,
+                                           device=dev)]
             rows[i] = torch.cat([c, fill])
             weights[i, : c.numel()] = 1.0
         out.append((rows, weights))
@@ -125,12 +130,12 @@ def fit_ensemble(
     """
     if members.shape != (ens.k, len(data)):
         raise ValueError(f"members must be {ens.k}×{len(data)}, got {tuple(members.shape)}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = device_generator(seed, ens.device)
     data = data.to(ens.device)
     opt = schedule.make_optimizer(list(ens.params.values()))
     history: list[float] = []
     for epoch in range(schedule.epochs):
-        batches = deal_batches(members.cpu(), schedule.batch_size, gen)
+        batches = deal_batches(members, schedule.batch_size, gen)
         steps = len(batches)
         total = torch.zeros((), device=ens.device)
         for step, (rows, weights) in enumerate(tqdm(batches, desc=f"{desc} {epoch + 1}/{schedule.epochs}",
@@ -138,13 +143,12 @@ def fit_ensemble(
             lr = schedule.lr_at(epoch, step, steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            idx = rows.flatten().to(data.images.device)
+            idx = rows.flatten()
             x = prepare(data.images[idx], data.info, augment=schedule.augment, generator=gen)
             y = data.targets[idx]
             logits = ens.forward(x.view(ens.k, -1, *x.shape[1:]), train=True)
             ce = F.cross_entropy(logits.flatten(0, 1), y, reduction="none").view(ens.k, -1)
-            w = weights.to(ce.device)
-            per_model = (ce * w).sum(1) / w.sum(1)
+            per_model = (ce * weights).sum(1) / weights.sum(1)
             loss = per_model.sum()  # a sum: each model's gradient is its own loss's
             opt.zero_grad(set_to_none=True)
             loss.backward()
