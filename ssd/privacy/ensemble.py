@@ -99,6 +99,14 @@ def deal_batches(members: torch.Tensor, batch_size: int, generator: torch.Genera
         own = members[i].nonzero().flatten()
         orders.append(own[torch.randperm(own.numel(), generator=generator, device=dev)])
     out = []
+    if len(set(sizes)) == 1:  # the audit's equal subsets: no padding, so a step is one slice of all orders
+        stacked, ones = torch.stack(orders), {}
+        for s in range(steps):
+            rows = stacked[:, s * batch_size:(s + 1) * batch_size]
+            width = rows.shape[1]
+            ones.setdefault(width, torch.ones(len(orders), width, device=dev))
+            out.append((rows, ones[width]))
+        return out
     for s in range(steps):
         chunks = [o[s * batch_size:(s + 1) * batch_size] for o in orders]
         width = max(c.numel() for c in chunks)
