@@ -125,3 +125,19 @@ def test_fit_start_continues_the_loop(one_thread: None) -> None:
         pass
     history = train.fit(part, data, schedule, seed=1, progress=False, start=states[-1])
     assert [h.epoch for h in history] == [3, 4] and same_state(whole.state_dict(), part.state_dict())
+
+
+def test_state_from_another_kind_of_device_is_not_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str], one_thread: None) -> None:
+    """The loop's generator lives on the training device: a state whose generator is another
+    device's (a CUDA generator's 16 bytes here, on a CPU run) starts again from epoch 1 with one line
+    instead of failing in set_state."""
+    out = tmp_path / "out"
+    with pytest.raises(Killed):
+        run(out, monkeypatch, kill_after=2)
+    state = torch.load(out / NAME, weights_only=True)
+    state["generator"] = torch.zeros(16, dtype=torch.uint8)
+    torch.save(state, out / NAME)
+    capsys.readouterr()
+    assert run(out, monkeypatch) == [1, 2, 3, 4]
+    assert "made on another kind of device; pretraining from epoch 1" in capsys.readouterr().err
