@@ -240,7 +240,7 @@ def pretrain(
     if out_dir is not None:
         resume_path = out_dir / RESUME_NAME
         state = load_state(resume_path, settings, lambda s: print(s, file=sys.stderr))
-        if False:
+        if state is not None and state["generator"].numel() != device_generator(0, device).get_state().numel():
             # the loop's generator lives on the device: a CPU state cannot go on a CUDA one
             print(f"note: {resume_path} was made on another kind of device; pretraining from epoch 1",
                   file=sys.stderr)
