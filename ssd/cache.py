@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,9 @@ def importance_key(
 class ImportanceCache:
     """A directory of importance dicts keyed by :func:`importance_key`.
 
-    `hits`, `misses` and `rejected` count lookups (tests and logs use them).
+    `hits`, `misses` and `rejected` count lookups (tests and logs use them); `io_s` adds up the
+    seconds spent reading, checking, hashing and writing entries, which a method's timed window
+    leaves out (MethodTime is the method, not the cache: ssd/experiment.py `method_timing`).
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -78,6 +81,7 @@ class ImportanceCache:
         self.hits = 0
         self.misses = 0
         self.rejected = 0
+        self.io_s = 0.0
 
     def path(self, key: str) -> Path:
         return self.root / f"importance-{key}.pt"
@@ -93,6 +97,15 @@ class ImportanceCache:
         self, key: str, expect: dict[str, torch.Size], device: torch.device | str = "cpu"
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         """(the stored importances, the meta stored with them), or None as `load`."""
+        t0 = time.perf_counter()
+        try:
+            return self._load_entry(key, expect, device)
+        finally:
+            self.io_s += time.perf_counter() - t0
+
+    def _load_entry(
+        self, key: str, expect: dict[str, torch.Size], device: torch.device | str
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         path = self.path(key)
         if not path.is_file():
             self.misses += 1
@@ -130,6 +143,13 @@ class ImportanceCache:
 
     def save(self, key: str, imps: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
         """Write atomically (temporary file + rename): a reader never sees half an entry."""
+        t0 = time.perf_counter()
+        try:
+            return self._save(key, imps, meta)
+        finally:
+            self.io_s += time.perf_counter() - t0
+
+    def _save(self, key: str, imps: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
         buf = io.BytesIO()
         cpu = {n: t.detach().cpu() for n, t in imps.items()}
         torch.save({"format": FORMAT, "key": key, "meta": meta, "importances": cpu,

@@ -54,6 +54,7 @@ class DampenStats:
     protocol: str | None = None  # "ours" | "authors" (ssd/methods/protocol.py)
     task: str | None = None  # the task whose paper order was used
     d_importance_s: float | None = None  # seconds D's importances took when they were computed
+    cache_io_s: float | None = None  # seconds of importance-cache I/O and hashing, left out of MethodTime
     alpha_select: dict | None = None  # how α was chosen when it was "auto"/"search" (ssd/methods/alpha_select.py)
     ratios: dict | None = None  # the imp_Df / imp_D distribution α cut (`ratio_summary`; set by ssd_unlearn)
 

@@ -39,6 +39,35 @@ def test_cold_method_time_includes_ds_importances(digits_ckpt: Path, tmp_path: P
     assert other["MethodTimeCold"] == other["MethodTime"] and other["DCacheHit"] is None
 
 
+@pytest.mark.parametrize("slow", ["_load_entry", "_save"])
+def test_method_time_leaves_out_the_importance_caches_io(digits_ckpt: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch, slow: str) -> None:
+    """Reading (a hit) or writing (a miss) D's cache entry, with its hashing and checks, is not the
+    method: a cache operation that takes 1,000 s on the clock the timers read (a fake jump, no
+    sleep) must not show in MethodTime or MethodTimeCold; it is recorded as CacheIOTime. Old: the
+    timed window held it."""
+    import time
+
+    from ssd.cache import ImportanceCache
+
+    spec = RunSpec(task="full_class", net="ConvNet", dataset="Digits", weight_path=str(digits_ckpt), method="ssd",
+                   forget_class="3", retain_eval_size=200)
+    if slow == "_load_entry":
+        run_one(spec, Session(tmp_path / "cache"))  # the entry the timed run then reads
+    real, jump = time.perf_counter, [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: real() + jump[0])
+    original = getattr(ImportanceCache, slow)
+
+    def slowed(self: ImportanceCache, *args: Any) -> Any:
+        jump[0] += 1000.0
+        return original(self, *args)
+
+    monkeypatch.setattr(ImportanceCache, slow, slowed)
+    m = run_one(spec, Session(tmp_path / "cache"))["metrics"]
+    assert m["DCacheHit"] is (slow == "_load_entry")
+    assert m["MethodTime"] < 500 and m["MethodTimeCold"] < 500 and m["CacheIOTime"] >= 1000
+
+
 def test_method_timing_unknown_compute_time_is_nan_not_zero() -> None:
     t = method_timing(0.1, {"cache_hit": True, "d_importance_s": None})
     assert math.isnan(t["MethodTimeCold"]) and t["MethodTime"] == 0.1

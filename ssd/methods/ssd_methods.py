@@ -10,6 +10,7 @@ computes only Df's.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,7 @@ class ImportanceInfo:
     keep: NameFilter | None
     cache_hit: bool
     d_importance_s: float | None
+    cache_io_s: float = 0.0  # seconds of cache keying, reading, checking and writing (not the method's time)
 
 
 def ssd_importances(
@@ -131,7 +133,9 @@ def ssd_importances(
     if cache is None:
         imp_d, d_s = timed(d_importances, device)
         hit = False
+        io_s = 0.0
     else:
+        io_before, t0 = cache.io_s, time.perf_counter()
         names = [n for n, _ in model.named_parameters()]
         key, fields = importance_key(
             checkpoint_sha256=checkpoint_sha256 or model_sha256(model), dataset=d_data.info.name,
@@ -140,12 +144,14 @@ def ssd_importances(
             order=order, seed=cfg.seed, params=None if keep is None else [n for n in names if keep(n)],
         )
         expect = {n: p.shape for n, p in model.named_parameters()}
+        keying_s = time.perf_counter() - t0  # hashing D's order (and the weights when no checkpoint hash is given)
         # the entry stores D's compute seconds (`compute_s`): a later hit reports them
         imp_d, hit, entry = cache.get_or_compute(key, {**fields, "n": len(d_data)}, expect, d_importances,
                                                  device=device)
         d_s = entry.get("compute_s")
+        io_s = keying_s + cache.io_s - io_before
     imp_df = importances(df_data, df_order)
-    return imp_d, imp_df, ImportanceInfo(keep=keep, cache_hit=hit, d_importance_s=d_s)
+    return imp_d, imp_df, ImportanceInfo(keep=keep, cache_hit=hit, d_importance_s=d_s, cache_io_s=io_s)
 
 
 def _record(stats: DampenStats, cfg: SSDConfig, info: ImportanceInfo, task: str) -> DampenStats:
@@ -153,6 +159,7 @@ def _record(stats: DampenStats, cfg: SSDConfig, info: ImportanceInfo, task: str)
     stats.batch_size, stats.seed, stats.cache_hit = cfg.batch_size, cfg.seed, info.cache_hit
     stats.protocol, stats.task = cfg.protocol, task
     stats.d_importance_s = info.d_importance_s
+    stats.cache_io_s = info.cache_io_s
     return stats
 
 
