@@ -77,15 +77,15 @@ def trw(model: nn.Module, splits: Splits, cfg: TRWConfig) -> nn.Module:
     data = concat_data(splits.retain, splits.forget).to(dev)
     targets = torch.cat([F.one_hot(splits.retain.targets.to(dev), splits.num_classes).float(), forget_q])
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    gen = generator_for(cfg)
+    gen = generator_for(cfg, device=dev)
     bs = cfg.batch_size
     model.train()
     for epoch in range(cfg.epochs):
-        order = torch.randperm(len(data), generator=gen)
+        order = torch.randperm(len(data), generator=gen, device=dev)  # drawn where the data is
         batches = zip(range(0, len(data), bs), data.batches(bs, order=order), strict=True)
         for start, (x, _) in tqdm(batches, total=data.num_batches(bs), desc=f"trw {epoch + 1}/{cfg.epochs}",
                                   leave=False, disable=not cfg.progress, file=sys.stderr):
-            q = targets[order[start: start + bs].to(dev)]
+            q = targets[order[start: start + bs]]
             loss = -(q * F.log_softmax(model(x), dim=1)).sum(dim=1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
