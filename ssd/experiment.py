@@ -364,13 +364,13 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
         details: dict[str, Any] = {}
         metrics = evaluate(model, splits, device=device, untrained=untrained,
                            retrained=retrained, seed=spec.seed, details=details)
+        if spec.task in ("full_class", "sub_class") and retrained is not None:
+            from ssd.privacy.cmia import cmia_for_run  # the class-level attack (MIA-NN), docs/privacy.md
+
+            cmia_metrics, details["cmia"] = cmia_for_run(model, retrained, splits)
+            metrics.update(cmia_metrics)
         del model, retrained, untrained  # the reference models' device copies are released before the audit
     metrics.update(method_timing(method_time, splits.context.get("ssd_stats")))
-    if spec.task in ("full_class", "sub_class") and retrained is not None:
-        from ssd.privacy.cmia import cmia_for_run  # the class-level attack (MIA-NN), docs/privacy.md
-
-        cmia_metrics, details["cmia"] = cmia_for_run(model, retrained, splits)
-        metrics.update(cmia_metrics)
     if spec.ulira:
         from ssd.privacy.audit import ulira_for_run
 
