@@ -81,7 +81,17 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="replace a top-level suite setting, e.g. --set width=64 --set train_subset=None")
     p.add_argument("--dry-run", action="store_true", help="print the grid and check what it needs (data, ViT "
-                   "weights, device, writable outputs); run nothing; exit 2 if something is missing")
+                   "weights, device, writable outputs) and estimate its time; run nothing; exit 2 if "
+                   "something is missing")
+    p.add_argument("--no-probe", action="store_true", help="dry run: no throughput probe and no time estimate")
+    p.add_argument("--probe-budget", type=float, default=1.0, metavar="S",
+                   help="dry run: seconds per probe measurement (default 1)")
+    p.add_argument("--estimate-workers", type=int, default=8, metavar="N",
+                   help="dry run: also estimate the grid on N Ray workers (default 8)")
+    p.add_argument("--rates", default=None, metavar="FILE",
+                   help="dry run: price the grid with these rates (JSON, e.g. a gpu_check summary) instead of a probe")
+    p.add_argument("--estimate-json", default=None, metavar="FILE",
+                   help="dry run: also write the estimate (every run's seconds, the totals, the rates) as JSON")
     from ssd.backends import add_backend_args, backend_from_args, drive
     from ssd.backends.claims import claimed_jobs
     from ssd.backends.jobs import cell_label, grid_jobs
@@ -115,6 +125,10 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         for ok, line in needs:
             print(f"{'ok     ' if ok else 'MISSING'} {line}")
         missing = [line for ok, line in needs if not ok]
+        if grid and not args.no_probe and (args.rates or all(ok for ok, line in needs if line.startswith("device"))):
+            from ssd.suite.estimate import dry_run_estimate
+
+            dry_run_estimate(suite, grid, cfgs, args)
         if missing:
             raise UserError(f"dry run: {len(missing)} of the suite's needs are missing (MISSING lines above)")
         return []

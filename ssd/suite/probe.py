@@ -1,0 +1,225 @@
+"""A short throughput probe: images per second of one network on one device, per kind of pass.
+
+The probe runs the harness's own hot loop on synthetic images of the dataset's shape — the
+real `ImageData.batches` pipeline (normalisation, augmentation, index handling, so the host
+syncs it has are paid as a run pays them), a real SGD step, `predict_logits`-style
+evaluation, and `torch.func` per-sample gradients — for a few batches each, after one
+warm-up step. A batch whose first step would take longer than the budget is shrunk (a ViT
+on a CPU), so the probe stays in seconds on any device. `--no-probe` skips it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+TRAIN_BATCHES = (64, 256)  # train rates between are interpolated in log(batch)
+FWD_BATCHES = (128, 512)
+PSG_CHUNK = 32
+
+
+def precision_context(device: torch.device, precision: str | None) -> contextlib.AbstractContextManager[Any]:
+    """Autocast for `precision` ("bf16") on `device`; fp32/tf32/None run as they are.
+    TF32 is a global switch (`torch.backends.cuda.matmul.allow_tf32`), set by the caller."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class Rates:
+    """Images per second per kind and batch size, plus the seconds a run spends on building
+    and copying the model (its fixed overhead)."""
+
+    net: str
+    device: str
+    train: dict[int, float] = field(default_factory=dict)
+    fwd: dict[int, float] = field(default_factory=dict)
+    psg: dict[int, float] = field(default_factory=dict)
+    build_s: float = 0.0
+    copy_s: float = 0.0
+    probe_s: float = 0.0
+    flops: float = 0.0  # fp32 matmul FLOP/s (NTK's kernel), when probed
+    params: int = 0
+
+    def rate(self, kind: str, batch: int) -> float:
+        if kind == "flop":
+            return self.flops or 1e10  # not probed: 10 GFLOP/s
+        table = {"train": self.train, "grad": self.train, "fwd": self.fwd, "psg": self.psg}[kind]
+        if not table and kind == "psg":  # not probed: a per-sample gradient costs at least a train image
+            table = self.train
+        return interpolate(table, batch)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"net": self.net, "device": self.device, "train": self.train, "fwd": self.fwd, "psg": self.psg,
+                "build_s": self.build_s, "copy_s": self.copy_s, "probe_s": self.probe_s, "flops": self.flops,
+                "params": self.params}
+
+
+def interpolate(table: dict[int, float], batch: int) -> float:
+    """Rate at `batch` from measured (batch, rate) points: linear in log(batch), clamped."""
+    if not table:
+        raise ValueError("no measured rate")
+    pts = sorted(table.items())
+    if batch <= pts[0][0]:
+        return pts[0][1]
+    if batch >= pts[-1][0]:
+        return pts[-1][1]
+    for (b0, r0), (b1, r1) in zip(pts, pts[1:], strict=False):
+        if b0 <= batch <= b1:
+            t = (math.log(batch) - math.log(b0)) / (math.log(b1) - math.log(b0))
+            return r0 + t * (r1 - r0)
+    return pts[-1][1]
+
+
+def synthetic(info: Any, n: int, device: torch.device) -> Any:
+    from datasets.base import ImageData
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, info.channels, info.image_size, info.image_size), dtype=torch.uint8, generator=g)
+    targets = torch.randint(0, info.num_classes, (n,), generator=g)
+    return ImageData(info=info, images=images, targets=targets).to(device)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_steps(step: Callable[[int], None], batch: int, device: torch.device, budget: float,
+                max_steps: int = 10) -> tuple[int, float]:
+    """(batch used, images per second). The batch grows from 2 by doubling up to `batch`
+    while a step stays under a sixth of `budget` (so a ViT on a CPU is timed at a few
+    images), then one warm-up step at that batch and timed steps until `budget` seconds
+    (at least 2, at most `max_steps`)."""
+    used = min(batch, 2)
+    step(used)  # the first call pays for initialisation, not for the images
+    while used < batch:
+        sync(device)
+        t0 = time.perf_counter()
+        step(used)
+        sync(device)
+        nxt = min(batch, 2 * used)
+        if (time.perf_counter() - t0) * nxt / used > budget / 6:
+            break
+        used = nxt
+    step(used)  # warm-up at the batch used (cudnn autotuning, allocator)
+    sync(device)
+    n, t0 = 0, time.perf_counter()
+    while n < 2 or (n < max_steps and time.perf_counter() - t0 < budget):
+        step(used)
+        n += 1
+    sync(device)
+    return used, n * used / (time.perf_counter() - t0)
+
+
+def _batches_forever(data: Any, batch: int, *, augment: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    while True:
+        yield from data.batches(batch, shuffle=True, generator=g, augment=augment)
+
+
+def probe(net: str, dataset: str, *, device: str = "cpu", model_options: dict[str, Any] | None = None,
+          precision: str | None = None, budget: float = 1.0, train_batches: tuple[int, ...] = TRAIN_BATCHES,
+          fwd_batches: tuple[int, ...] = FWD_BATCHES, psg_chunk: int | None = None,
+          pretrained: str | None = None, channels_last: bool = False, flops: bool = False) -> Rates:
+    """Measure `net`'s rates on `device` (randomly initialised; weights do not change the cost).
+    `precision` "bf16" runs under autocast; TF32 is the caller's global switch."""
+    from datasets import dataset_info
+    from models import build_model
+
+    start = time.perf_counter()
+    dev = torch.device(device)
+    info = dataset_info(dataset)
+    t0 = time.perf_counter()
+    model = build_model(net, info, pretrained=pretrained, **(model_options or {})).to(dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    sync(dev)
+    rates = Rates(net=net, device=device, build_s=time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    copy.deepcopy(model)
+    sync(dev)
+    rates.copy_s = time.perf_counter() - t0
+    data = synthetic(info, max(*train_batches, *fwd_batches), dev)
+    augment = info.augment != "none"
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6)  # the cost of a step, not its result
+    ctx = precision_context(dev, precision)
+
+    for b in train_batches:
+        stream = _batches_forever(data, b, augment=augment)
+        model.train()
+
+        def train_step(n: int, stream: Iterator[Any] = stream) -> None:
+            x, y = next(stream)
+            with ctx:
+                loss = F.cross_entropy(model(x[:n]), y[:n])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        used, r = timed_steps(train_step, b, dev, budget)
+        rates.train[used] = r
+    model.eval()
+    for b in fwd_batches:
+        stream = _batches_forever(data, b, augment=False)
+
+        def fwd_step(n: int, stream: Iterator[Any] = stream) -> None:
+            x, _ = next(stream)
+            with torch.no_grad(), ctx:
+                model(x[:n]).float().cpu()  # predict_logits keeps logits on the host
+
+        used, r = timed_steps(fwd_step, b, dev, budget)
+        rates.fwd[used] = r
+    if psg_chunk:  # per-sample gradients run without autocast (vmap + autocast fails in CPU batch norm)
+        rates.psg[psg_chunk] = _psg_rate(model, data, psg_chunk, dev, budget, contextlib.nullcontext())
+    if flops:
+        rates.flops = matmul_flops(dev, budget)
+    rates.params = sum(p.numel() for p in model.parameters())
+    rates.probe_s = time.perf_counter() - start
+    return rates
+
+
+def _psg_rate(model: nn.Module, data: Any, chunk: int, dev: torch.device, budget: float,
+              ctx: contextlib.AbstractContextManager[Any]) -> float:
+    """Per-sample gradients per second, squared and summed as Fisher's diagonal does."""
+    from torch.func import functional_call, grad, vmap
+
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    buffers = {n: b.detach() for n, b in model.named_buffers()}
+
+    def sample_loss(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(functional_call(model, (p, buffers), (x.unsqueeze(0),)), y.unsqueeze(0))
+
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
+    acc = {n: torch.zeros_like(p) for n, p in params.items()}
+    stream = _batches_forever(data, chunk, augment=False)
+
+    def step(n: int) -> None:
+        x, y = next(stream)
+        with ctx:
+            grads = per_sample(params, x[:n], y[:n])
+        for k, g in grads.items():
+            acc[k] += g.pow(2).sum(0)
+
+    return timed_steps(step, chunk, dev, budget)[1]
+
+
+def matmul_flops(dev: torch.device, budget: float) -> float:
+    """fp32 FLOP/s of a square matmul (512 on a CPU, 4096 on a GPU)."""
+    n = 4096 if dev.type == "cuda" else 512
+    a = torch.randn(n, n, device=dev)
+
+    def step(_: int) -> None:
+        a @ a
+
+    return timed_steps(step, 1, dev, budget)[1] * 2 * n**3
