@@ -63,7 +63,7 @@ class Check:
         os.replace(tmp, self.path)
 
     def phase(self, name: str, fn: Callable[[Check, float], dict[str, Any]]) -> None:
-        limit = LIMITS[name][1 if self.args.tiny else 0]
+        limit = LIMITS[name][1 if self.args.tiny else 0] * self.args.limit_scale
         if (self.args.only and name not in self.args.only.split(",")) or name in self.args.skip.split(","):
             return
         if self.left() < min(limit, 5):
@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true", help="tiny sizes (the CPU test): width 8, small data, short phases")
     p.add_argument("--only", default=None, help="comma-separated phases to run (default: all)")
     p.add_argument("--skip", default="", help="comma-separated phases to leave out")
+    p.add_argument("--limit-scale", type=float, default=1.0,
+                   help="multiply every phase's time limit (the CPU test on a loaded machine)")
     args = p.parse_args(argv)
     if args.budget is None:
         args.budget = 200.0 if args.tiny else 450.0

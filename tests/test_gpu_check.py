@@ -24,7 +24,8 @@ def test_gpu_check_runs_tiny_on_cpu(tmp_path: Path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHON": sys.executable, "GPU_CHECK_TIMEOUT": "1200", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--tiny", "--device", "cpu", "--data",
-                           str(root), "--out", str(out), "--skip", "ray", "--budget", "1000"],
+                           str(root), "--out", str(out), "--skip", "ray", "--budget", "1000",
+                           "--limit-scale", "10"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "gpu_check.json").read_text())
@@ -49,7 +50,8 @@ def test_gpu_check_runs_tiny_on_cpu(tmp_path: Path):
 def _check(tmp_path: Path, budget: float):
     from gpu_check import Check
 
-    args = argparse.Namespace(out=str(tmp_path), budget=budget, tiny=True, only=None, skip="", device="cpu", data=None)
+    args = argparse.Namespace(out=str(tmp_path), budget=budget, tiny=True, only=None, skip="", device="cpu", data=None,
+                              limit_scale=1.0)
     return Check(args)
 
 
