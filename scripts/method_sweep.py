@@ -21,7 +21,6 @@ the report's "not judged".
 from __future__ import annotations
 
 import argparse
-import ast
 import itertools
 import sys
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from ssd.cli import parse_value  # noqa: E402
 from ssd.errors import UserError, run_cli  # noqa: E402
 
 
@@ -42,10 +42,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[object]]:
         name, raw = item.split("=", 1)
         values: list[object] = []
         for text in raw.replace(",", " ").split():
-            try:
-                values.append(ast.literal_eval(text))
-            except (ValueError, SyntaxError):
-                values.append(text)
+            values.append(parse_value(text))
         if not values:
             raise UserError(f"--grid {name}= needs at least one value")
         grid[name.strip()] = values

@@ -158,17 +158,25 @@ def alpha_value(text: str) -> float | str:
     return value
 
 
-def parse_sets(items: Sequence[str]) -> dict[str, Any]:
-    """`KEY=VALUE` pairs; values are Python literals when they parse as one, else strings."""
+def parse_value(raw: str) -> Any:
+    """A setting's value from the command line: a Python literal when it parses as one, true /
+    false in any case as booleans, else the string (the setting's own check refuses a string
+    where it wants a number or a boolean: `fix_variance=maybe`). Every `KEY=VALUE` flag uses this."""
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        word = raw.strip().lower()
+        return {"true": True, "false": False}.get(word, raw)
+
+
+def parse_sets(items: Sequence[str], flag: str = "--set") -> dict[str, Any]:
+    """`KEY=VALUE` pairs (`flag` names the option in the refusal); values as `parse_value`."""
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+            raise UserError(f"{flag} expects KEY=VALUE, got {item!r}")
         key, raw = item.split("=", 1)
-        try:
-            out[key.strip()] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = raw
+        out[key.strip()] = parse_value(raw)
     return out
 
 
@@ -221,11 +229,13 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
         retain_eval_size=args.retain_eval_size, pretrained=args.pretrained,
         overrides=method_overrides(args.method, args.net, table, args.alpha, args.lam, args.epochs,
                                    {**({"protocol": args.protocol} if args.protocol else {}), **parse_sets(args.set)}),
-        ulira=args.ulira, ulira_settings=parse_sets(args.ulira_set), threads=args.threads or DEFAULT_THREADS,
-        precision=args.precision, channels_last=args.channels_last,
+        ulira=args.ulira, ulira_settings=parse_sets(args.ulira_set, "--ulira-set"),
+        threads=args.threads or DEFAULT_THREADS, precision=args.precision, channels_last=args.channels_last,
     )
+    if args.ulira_set and not args.ulira:
+        raise UserError("--ulira-set sets the U-LiRA audit, which is off: add --ulira K (K shadow models)")
     if args.ulira:
-        from ssd.privacy.audit import check_request
+        from ssd.privacy.settings import check_request
 
         check_request(spec)
     check_writable(args.results, "results (--results)")  # output locations first: no work lost at the end

@@ -338,6 +338,11 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
     splits = build_splits(spec, session, meta["sha256"], meta)
     if splits.context.get("references_unavailable"):
         print(f"[run] {splits.context['references_unavailable']}", file=sys.stderr)
+    audit_settings = None
+    if spec.ulira:  # every audit setting checked against the run (sizes, memory) before any work
+        from ssd.privacy.audit import plan_for_run
+
+        audit_settings = plan_for_run(spec, session.audit_scope(spec), splits)
     device = torch.device(spec.device)
 
     model = prec.memory_format(copy.deepcopy(original), spec.channels_last, device)
@@ -375,7 +380,7 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
         from ssd.privacy.audit import ulira_for_run
 
         audit_metrics, details["ulira"] = ulira_for_run(spec, session.audit_scope(spec), method, cfg, splits,
-                                                        progress=progress)
+                                                        settings=audit_settings, progress=progress)
         metrics.update(audit_metrics)
     return result_row(spec, method, cfg, meta, splits, metrics, details, spec_key(spec, cfg, meta["sha256"]),
                       peak_memory=peak.record())

@@ -47,17 +47,60 @@ def test_main_with_ulira_writes_metrics_details_and_report(digits_ckpt: Path, tm
     assert (tmp_path / "report" / "figures" / "ulira_random_Digits_ConvNet.png").is_file()
 
 
+U4 = ["--ulira", "4", "--n-forget", "10"]
+
+
 @pytest.mark.parametrize(("main", "extra", "message"), [
     (forget_random_main.main, ["--ulira", "3"], "even number of at least 4"),
     (forget_random_main.main, ["--ulira", "4", "--ulira-set", "shadow=2"], "unknown U-LiRA setting"),
     (forget_full_class_main.main, ["--ulira", "4", "-forget_class", "2"], "random task only"),
+    # issue 21: each of these ran the method (and wrote its cache) first, or was accepted
+    (forget_random_main.main, [*U4, "--ulira-set", "pool=5000"], "pool 5000 is more than the 1,347 training images"),
+    (forget_random_main.main, [*U4, "--ulira-set", "pool=-5"], "setting pool must be a whole number ≥ 1"),
+    (forget_random_main.main, [*U4, "--ulira-set", "pool=1.5"], "setting pool must be a whole number ≥ 1"),
+    (forget_random_main.main, [*U4, "--ulira-set", "pool=0"], "setting pool must be a whole number ≥ 1"),
+    (forget_random_main.main, [*U4, "--ulira-set", "pool=abc"], "setting pool must be a whole number ≥ 1"),
+    (forget_random_main.main, [*U4, "--ulira-set", "seed=x"], "setting seed must be a whole number"),
+    (forget_random_main.main, [*U4, "--ulira-set", "epochs=0"], "setting epochs must be a whole number ≥ 1"),
+    (forget_random_main.main, [*U4, "--ulira-set", "epochs=-1"], "setting epochs must be a whole number ≥ 1"),
+    (forget_random_main.main, [*U4, "--ulira-set", "epochs=abc"], "setting epochs must be a whole number ≥ 1"),
+    (forget_random_main.main, [*U4, "--ulira-set", "candidates=-1"], "candidates must be an even whole number"),
+    (forget_random_main.main, [*U4, "--ulira-set", "candidates=7"], "candidates must be an even whole number"),
+    (forget_random_main.main, [*U4, "--ulira-set", "candidates=5000"], "candidates 5000 must be at most half"),
+    (forget_random_main.main, ["--ulira", "4", "--n-forget", "60", "--ulira-set", "pool=100"],
+     "--n-forget 60 is more than a shadow's share"),
+    (forget_random_main.main, [*U4, "--ulira-set", "fix_variance=maybe"], "fix_variance must be true or false"),
+    (forget_random_main.main, [*U4, "--ulira-set", "fix_variance=false"], "--ulira 4 leaves 1"),
+    (forget_random_main.main, ["--n-forget", "10", "--ulira-set", "pool=100"], "add --ulira K"),
+    (forget_random_main.main, [*U4, "--ulira-set", "pool"], "--ulira-set expects KEY=VALUE"),
+    (forget_random_main.main, ["--ulira", "10000", "--n-forget", "10"], "would need about"),
 ])
 def test_bad_audit_requests_exit_2_and_write_nothing(digits_ckpt: Path, tmp_path: Path, capsys, main, extra,
                                                      message) -> None:
-    assert run_cli(main, _args(digits_ckpt, tmp_path, "-method", "baseline", *extra)) == 2
+    """One line, exit 2, before the method runs: SSD writes its importance cache as it runs,
+    and nothing is in the cache folder."""
+    assert run_cli(main, _args(digits_ckpt, tmp_path, "-method", "ssd", *extra)) == 2
     err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1
+    assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r.jsonl").exists()
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_booleans_from_strings_are_parsed_once_for_every_flag() -> None:
+    """`--ulira-set fix_variance=false` was the truthy string "false" (the fixed-variance attack
+    ran); true/false in any case are booleans in every KEY=VALUE flag, anything else stays a
+    string that a boolean setting refuses."""
+    from ssd.cli import parse_sets, parse_value
+    from ssd.privacy.settings import UliraSettings
+
+    assert parse_sets(["fix_variance=false", "a=TRUE", "b=False", "c=1", "d=x"]) == {
+        "fix_variance": False, "a": True, "b": False, "c": 1, "d": "x"}
+    assert UliraSettings.from_dict(8, parse_sets(["fix_variance=false"])).fix_variance is False
+    with pytest.raises(UserError, match="fix_variance must be true or false"):
+        UliraSettings.from_dict(8, {"fix_variance": parse_value("maybe")})
+    from ssd.methods.registry import METHODS
+
+    assert METHODS.get("ssd").config(**parse_sets(["progress=false"])).progress is False
 
 
 def test_pool_defaults_to_twice_the_runs_training_set_at_most_2000() -> None:

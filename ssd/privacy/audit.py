@@ -18,14 +18,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import io
-import json
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,19 +32,12 @@ from datasets import ImageData
 from ssd.errors import UserError
 from ssd.methods.registry import METHODS, MethodConfig
 from ssd.metrics import accuracy, predict_logits
+from ssd.privacy import shadow_cache
 from ssd.privacy.ensemble import Ensemble, fit_ensemble
+from ssd.privacy.settings import AuditRequest, UliraSettings, check_request, plan, resolve_pool  # noqa: F401  (re-exported)
 from ssd.privacy.ulira import UliraResult, balanced_membership, logit_confidence, ulira_attack
 from ssd.schedules import Schedule, load_schedule
 from ssd.splits import Splits, check_partition
-from ssd.utils import atomic_write_bytes
-
-
-class AuditRequest(Protocol):
-    """The audit flags of a run (ssd.experiment.RunSpec has them); the audit reads no other."""
-
-    task: str
-    ulira: int
-    ulira_settings: Mapping[str, Any]
 
 
 @dataclass
@@ -66,31 +57,6 @@ class AuditScope:
     store: dict[Any, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class UliraSettings:
-    """shadows: K (even, ≥ 4); pool: images drawn from the full training set (each shadow trains
-    on half; None: twice the run's D, at most 2,000, so a shadow's training set is as large as
-    the target's when D is small, e.g. the CPU grid's 1,000-image subsets); candidates: samples under attack (None: 2 × the run's n_forget, so each shadow
-    forgets about n_forget); epochs: shadow training epochs (None: the net's schedule for the
-    dataset; retraining in the audit uses the same); seed: pool, halves and initialisations;
-    fix_variance: one variance per world pooled over candidates (LiRA's choice for few shadows)."""
-
-    shadows: int = 16
-    pool: int | None = None
-    candidates: int | None = None
-    epochs: int | None = None
-    seed: int = 0
-    fix_variance: bool = True
-
-    @classmethod
-    def from_dict(cls, shadows: int, extra: dict[str, Any]) -> UliraSettings:
-        names = {f.name for f in dataclasses.fields(cls)} - {"shadows"}
-        unknown = set(extra) - names
-        if unknown:
-            raise UserError(f"unknown U-LiRA setting(s) {sorted(unknown)}; known: {sorted(names)}")
-        return cls(shadows=shadows, **extra)
-
-
 @dataclass
 class ShadowSet:
     """The method-independent half of an audit: pool, membership, trained shadows and references."""
@@ -105,6 +71,7 @@ class ShadowSet:
     references: Ensemble
     train_seconds: float
     reference_test_acc: float | None = None  # on the run's test set, computed once
+    seed: int = 0  # the audit's seed (UliraSettings.seed): every stream derives from it (`stream`)
 
     @property
     def forgotten(self) -> torch.Tensor:
@@ -125,25 +92,38 @@ def new_shadow_set(net: str, factory: Callable[[], nn.Module], train: ImageData,
     if not 0 < size <= len(train):
         raise UserError(f"U-LiRA pool {size} must be in 1..{len(train)} (the training images of {info.name})")
     try:
-        members = balanced_membership(settings.shadows, size, m, seed=settings.seed)
+        members = balanced_membership(settings.shadows, size, m, seed=stream(settings.seed, "membership"))
     except ValueError as err:
         raise UserError(f"U-LiRA: {err} (pool {size}, {m} candidates)") from err
-    gen = torch.Generator().manual_seed(settings.seed)
+    gen = torch.Generator().manual_seed(stream(settings.seed, "pool"))
     pool = train.subset(torch.randperm(len(train), generator=gen)[:size]).to(device)
     return ShadowSet(net, factory, pool, members, m, load_schedule(net, info.name, epochs=settings.epochs),
-                     Ensemble(factory, settings.shadows, seed=settings.seed, device=device),
-                     Ensemble(factory, settings.shadows, seed=settings.seed + 1, device=device), 0.0)
+                     Ensemble(factory, settings.shadows, seed=stream(settings.seed, "originals", "init"), device=device),
+                     Ensemble(factory, settings.shadows, seed=stream(settings.seed, "references", "init"), device=device),
+                     0.0, seed=settings.seed)
 
 
-def train_shadows(shadows: ShadowSet, seed: int, *, progress: bool = False) -> ShadowSet:
-    """Train the shadows on their halves and the references on their halves minus every candidate."""
+def stream(seed: int, *use: object) -> int:
+    """The seed of one use of an audit's randomness (the pool, the membership, each ensemble's
+    initialisation and batch order, shadow k's unlearning): a hash of the audit's `seed` and the
+    use, so no two uses share a stream, within one audit or across audits with other seeds
+    (before, shadow k's unlearning was seeded cfg.seed + k, an ensemble's initialisation seed,
+    and an audit with seed 1 reused seed 0's reference streams)."""
+    digest = hashlib.sha256(repr(("ulira", seed, *use)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def train_shadows(shadows: ShadowSet, seed: int | None = None, *, progress: bool = False) -> ShadowSet:
+    """Train the shadows on their halves and the references on their halves minus every candidate
+    (`seed`: the audit's, as the set was drawn with)."""
+    seed = shadows.seed if seed is None else seed
     t0 = time.perf_counter()
-    fit_ensemble(shadows.originals, shadows.pool, shadows.members, shadows.schedule, seed=seed,
-                 progress=progress, desc="U-LiRA shadows")
+    fit_ensemble(shadows.originals, shadows.pool, shadows.members, shadows.schedule,
+                 seed=stream(seed, "originals", "order"), progress=progress, desc="U-LiRA shadows")
     reference_members = shadows.members.clone()
     reference_members[:, : shadows.n_candidates] = False
-    fit_ensemble(shadows.references, shadows.pool, reference_members, shadows.schedule, seed=seed + 1,
-                 progress=progress, desc="U-LiRA references")
+    fit_ensemble(shadows.references, shadows.pool, reference_members, shadows.schedule,
+                 seed=stream(seed, "references", "order"), progress=progress, desc="U-LiRA references")
     shadows.train_seconds = time.perf_counter() - t0
     return shadows
 
@@ -179,7 +159,8 @@ def audit(shadows: ShadowSet, method: str, cfg: MethodConfig, test: ImageData, *
         if progress:
             print(f"[ulira] {method}: shadow {k + 1}/{k_all}", file=sys.stderr)
         splits = shadow_splits(shadows, k, test, context)
-        model = entry.fn(shadows.originals.model(k), splits, dataclasses.replace(copy.copy(cfg), seed=cfg.seed + k))
+        own_seed = stream(shadows.seed, "unlearn", cfg.seed, k)
+        model = entry.fn(shadows.originals.model(k), splits, dataclasses.replace(copy.copy(cfg), seed=own_seed))
         logits = predict_logits(model, candidates)
         unlearned[k] = logit_confidence(logits, candidates.targets)
         test_acc.append(accuracy(predict_logits(model, test), test.targets))
@@ -194,46 +175,6 @@ def audit(shadows: ShadowSet, method: str, cfg: MethodConfig, test: ImageData, *
     return result, side
 
 
-def _cache_file(cache_dir: Path, net: str, dataset: str, settings: UliraSettings, n_forget: int,
-                architecture: str) -> Path:
-    key = json.dumps({"net": net, "dataset": dataset, "n_forget": n_forget, "architecture": architecture,
-                      **dataclasses.asdict(settings)}, sort_keys=True)
-    return cache_dir / "ulira" / f"{net}-{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
-
-
-def _save(path: Path, shadows: ShadowSet) -> None:
-    buf = io.BytesIO()
-    torch.save({"members": shadows.members, "pool_indices": shadows.pool.indices,
-                "train_seconds": shadows.train_seconds,
-                **{f"{name}/{kind}/{p}": t.detach().cpu() for name, ens in
-                   (("originals", shadows.originals), ("references", shadows.references))
-                   for kind, tensors in (("p", ens.params), ("b", ens.buffers)) for p, t in tensors.items()}}, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _load_into(path: Path, shadows: ShadowSet) -> bool:
-    """Fill a freshly built (untrained) ShadowSet from `path`; False if it does not match."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not torch.equal(state["members"], shadows.members) or not torch.equal(state["pool_indices"],
-                                                                              shadows.pool.indices.cpu()):
-        return False
-    with torch.no_grad():
-        for name, ens in (("originals", shadows.originals), ("references", shadows.references)):
-            for kind, tensors in (("p", ens.params), ("b", ens.buffers)):
-                for p, t in tensors.items():
-                    t.copy_(state[f"{name}/{kind}/{p}"])
-    shadows.train_seconds = float(state["train_seconds"])
-    return True
-
-
-def resolve_pool(settings: UliraSettings, n_train: int, n_available: int) -> UliraSettings:
-    """`pool=None` → twice the run's training-set size, at most 2,000 and at most the
-    `n_available` images the dataset's training split has (Digits: 1,347)."""
-    if settings.pool:
-        return settings
-    return dataclasses.replace(settings, pool=min(2 * n_train, 2000, n_available))
-
-
 def shadows_for(scope: AuditScope, settings: UliraSettings, splits: Splits, *,
                 progress: bool = False) -> ShadowSet:
     """The session's (or the disk cache's) shadow set for this run's architecture, dataset,
@@ -246,7 +187,8 @@ def shadows_for(scope: AuditScope, settings: UliraSettings, splits: Splits, *,
         shadows, path, stored = stored_shadow_set(scope, settings, splits, architecture)
         if not stored:
             train_shadows(shadows, settings.seed, progress=progress)
-            _save(path, shadows)
+            shadow_cache.save(path, shadows, shadow_cache.cache_key(
+                scope.net, scope.dataset, scope.data_root, settings, len(splits.forget), architecture, shadows))
         store[key] = shadows
     return store[key]
 
@@ -267,23 +209,28 @@ def stored_shadow_set(scope: AuditScope, settings: UliraSettings, splits: Splits
     n_forget = len(splits.forget)
     shadows = new_shadow_set(scope.net, splits.model_factory, scope.full_train, settings, n_forget,
                              torch.device(scope.device))
-    path = _cache_file(scope.cache_dir, scope.net, scope.dataset, settings, n_forget, architecture)
-    return shadows, path, path.is_file() and _load_into(path, shadows)
+    key = shadow_cache.cache_key(scope.net, scope.dataset, scope.data_root, settings, n_forget, architecture, shadows)
+    path = shadow_cache.cache_file(scope.cache_dir, scope.net, scope.dataset, key)
+    return shadows, path, shadow_cache.load_into(path, shadows, key)
 
 
-def check_request(spec: AuditRequest) -> UliraSettings:
-    """Refuse a bad audit request before any work is done (one line, exit code 2)."""
-    if spec.task != "random":
-        raise UserError(f"U-LiRA audits the random task only (each shadow forgets random samples), not {spec.task}")
-    if spec.ulira % 2 or spec.ulira < 4:
-        raise UserError(f"--ulira {spec.ulira}: U-LiRA needs an even number of at least 4 shadow models")
-    return UliraSettings.from_dict(spec.ulira, dict(spec.ulira_settings))
+def plan_for_run(request: AuditRequest, scope: AuditScope, splits: Splits) -> UliraSettings:
+    """Every check of the audit that needs the run (sizes, memory), made before the method runs;
+    the settings with the pool resolved."""
+    if splits.model_factory is None:
+        architecture_digest(splits)  # refuses in one line, saying why
+    sample = next(iter(scope.full_train.subset(torch.arange(1)).batches(1)))[0]
+    return plan(request, n_train=len(splits.train), n_available=len(scope.full_train), n_forget=len(splits.forget),
+                dataset=scope.dataset, factory=splits.model_factory, sample=sample.to(scope.device),
+                schedule_of=lambda epochs: load_schedule(scope.net, scope.dataset, epochs=epochs))
 
 
 def ulira_for_run(request: AuditRequest, scope: AuditScope, method: str, cfg: MethodConfig, splits: Splits, *,
-                  progress: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
-    """U-LiRA metrics for one run (random task) and the per-sample details for the report."""
-    settings = resolve_pool(check_request(request), len(splits.train), len(scope.full_train))
+                  settings: UliraSettings | None = None, progress: bool = False
+                  ) -> tuple[dict[str, float], dict[str, Any]]:
+    """U-LiRA metrics for one run (random task) and the per-sample details for the report.
+    `settings`: what `plan_for_run` gave before the method ran (planned here when None)."""
+    settings = settings or plan_for_run(request, scope, splits)
     shadows = shadows_for(scope, settings, splits, progress=progress)
     t0 = time.perf_counter()
     result, side = audit(shadows, method, cfg, splits.test,

@@ -88,11 +88,11 @@ def ulira_shadows(suite: dict[str, Any], task: dict[str, Any]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise UserError(f"ulira must be a number of shadow models (even, >= 4) or 0, got {value!r}")
     if value:
-        from ssd.privacy.audit import UliraSettings
+        from ssd.privacy.settings import UliraSettings
 
-        UliraSettings.from_dict(value, dict(task.get("ulira_settings", suite.get("ulira_settings", {}))))
         if value % 2 or value < 4:
             raise UserError(f"ulira = {value}: U-LiRA needs an even number of at least 4 shadow models")
+        UliraSettings.from_dict(value, dict(task.get("ulira_settings", suite.get("ulira_settings", {}))))
     return value
 
 
