@@ -17,18 +17,16 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from datasets.base import resolve_data_root
 from ssd.errors import one_line
+from ssd.privacy.settings import UliraSettings
 from ssd.utils import atomic_write_bytes, code_version, sha256_tensors
 
-if TYPE_CHECKING:
-    from ssd.privacy.audit import ShadowSet
-    from ssd.privacy.settings import UliraSettings
-
+ShadowSet = Any  # ssd.privacy.audit.ShadowSet (not imported: the audit imports this module)
 FORMAT = "ssd-ulira-shadows/2"
 
 
