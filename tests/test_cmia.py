@@ -102,3 +102,37 @@ def test_trw_targets_zero_the_class_and_tilt_towards_similar_ones() -> None:
     q = tilted_targets(p, s, 0, beta=10.0)
     assert q[0, 0] == 0 and q.sum() == pytest.approx(1.0) and q[0].argmax() == 1
     assert torch.allclose(tilted_targets(p, s, 0, beta=0.0)[0, 1:], torch.full((3,), 1 / 3))
+
+
+def _class_row(method: str, seed: int, mia: float, auc: float, deficit: float) -> dict:
+    score_ref = [0.5 + 0.01 * i for i in range(20)]
+    return {"task": "full_class", "dataset": "Toy", "net": "ConvNet", "method": method, "seed": seed,
+            "forget_class": 1, "forget_class_name": "c1",
+            "metrics": {"Df": 0.0, "MIA": mia, "MIA_loss_auc": 0.6, "CMIA_auc": auc, "CMIA_tpr@1%": auc / 10,
+                        "CMIA_tpr@0.1%": 0.0},
+            "details": {"cmia": {"neighbours": [2, 3, 4], "k": 3, "images": 40, "forget_indices": list(range(20)),
+                                 "score": [s + deficit for s in score_ref], "score_ref": score_ref}}}
+
+
+def test_report_section_table_sentence_and_figure(tmp_path) -> None:
+    """Mean ± sd over seeds per method; the sentence names a method the paper's MIA passes and the
+    class-level attack exposes; one per-image figure per group."""
+    from ssd.report.class_privacy import class_groups, class_privacy_section, disagreement, table
+    from ssd.report.page import Page
+
+    rows = [_class_row("baseline", s, 0.9, 1.0, 5.0) for s in (0, 1)]
+    rows += [_class_row("retrain", s, 0.02, 0.5, 0.0) for s in (0, 1)]
+    rows += [_class_row("ssd", s, 0.03, a, 1.0) for s, a in ((0, 0.8), (1, 0.9))]
+    rows += [_class_row("trw", s, 0.2, 0.52, 0.1) for s in (0, 1)]
+    groups = class_groups(rows)
+    methods = groups[("full_class", "Toy", "ConvNet", "c1")]
+    header, body = table(methods)
+    ssd = body[[r[0] for r in body].index("ssd")]
+    assert ssd[header.index("CMIA AUC")] == "0.850 ± 0.071" and ssd[header.index("seeds")] == "2"
+    sentence = disagreement(methods)
+    assert "reads ssd as forgotten" in sentence and "trw fail the paper's MIA but look retrained" in sentence
+    page = Page()
+    class_privacy_section(page, rows, tmp_path)
+    text = page.markdown()
+    assert "Class-task privacy (MIA-NN / CMIA)" in text and "full-class c1 · ConvNet on Toy" in text
+    assert (tmp_path / "figures" / "cmia_full_class_Toy_ConvNet_c1.png").stat().st_size > 1000

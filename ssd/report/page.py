@@ -318,6 +318,9 @@ def _write_report(paths_or_rows: RowsOrPaths, out: Path, run_key: str | None,
         from ssd.report.privacy import privacy_section  # U-LiRA rows only; drawn nowhere else
 
         privacy_section(page, runs, out)
+        from ssd.report.class_privacy import class_privacy_section  # class rows with the class-level attack
+
+        class_privacy_section(page, runs, out)
     _sweeps_section(page, sweeps, out)
     if not rows:
         page.p("No result rows were found.")
