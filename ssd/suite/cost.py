@@ -153,6 +153,9 @@ def method_work(method: str, cfg: Any, z: Sizes, *, task: str, net: str, dataset
         return [Work("grad", cfg.epochs * z.forget, b, "clean", cfg.epochs),
                 Work("fwd", cfg.epochs * cfg.n_samples * z.forget, b, f"{cfg.n_samples} perturbed copies",
                      cfg.epochs * cfg.n_samples)]
+    if method == "trw":
+        return [Work("fwd", z.forget, EVAL_BATCH, "original's predictions on Df"),
+                Work("train", cfg.epochs * (z.forget + z.retain), b, f"{cfg.epochs} epochs on Dr+Df", cfg.epochs)]
     if method == "ntk":
         from ssd.methods.ntk import GIB, ntk_memory_bytes
 

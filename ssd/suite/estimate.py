@@ -123,14 +123,21 @@ def grid_work(suite: dict[str, Any], grid: Sequence[Any], cfgs: Sequence[Any]) -
 
     seen: set[tuple[Any, ...]] = set()
     audited: set[tuple[Any, ...]] = set()
+    unknown: set[str] = set()
     out = []
     for spec, cfg in zip(grid, cfgs, strict=True):
         method = METHOD_ALIASES.get(spec.method, spec.method)
         z = spec_sizes(suite, spec)
         key = ssd_cache_key(spec, cfg)
-        work = method_work(method, cfg, z, task=spec.task, net=spec.net, dataset=spec.dataset,
-                           d_cached=key is not None and key in seen,
-                           params=param_count(suite, spec) if method == "ntk" else 0)
+        try:
+            work = method_work(method, cfg, z, task=spec.task, net=spec.net, dataset=spec.dataset,
+                               d_cached=key is not None and key in seen,
+                               params=param_count(suite, spec) if method == "ntk" else 0)
+        except KeyError:  # a method added without its passes in ssd/suite/cost.py (tests/test_cost.py fails)
+            if method not in unknown:
+                print(f"note: no cost model for method {method!r}: its runs are priced as evaluation only")
+            unknown.add(method)
+            work = []
         if key is not None:
             seen.add(key)
         work += eval_work(z, spec.task)
