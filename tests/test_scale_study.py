@@ -27,11 +27,11 @@ def _rows() -> list[dict]:
     rows = []
     for seed, shift in ((0, 0.0), (1, 2.0)):
         rows += [_row("baseline", 8, seed, drtest=80 + shift, dftest=90),
-                 _row("ssd", 8, seed, drtest=40 + shift, selected={"layer4.0.conv1.weight": 30, "linear.weight": 10}),
-                 _row("ssd@search", 8, seed, drtest=79 + shift, selected={"linear.weight": 4}, alpha=50 + 50 * seed),
+                 _row("ssd", 8, seed, drtest=40 + shift, selected={"conv5_x.0.residual_function.0.weight": 30, "fc.weight": 10}),
+                 _row("ssd@search", 8, seed, drtest=79 + shift, selected={"fc.weight": 4}, alpha=50 + 50 * seed),
                  # the other scale's original scores 10 points lower: its drop must use its own baseline
                  _row("baseline", 16, seed, drtest=70 + shift, dftest=90),
-                 _row("ssd", 16, seed, drtest=69 + shift, selected={"layer1.0.conv1.weight": 5}, considered=4000)]
+                 _row("ssd", 16, seed, drtest=69 + shift, selected={"conv2_x.0.residual_function.0.weight": 5}, considered=4000)]
     return rows
 
 
@@ -49,8 +49,8 @@ def test_tables_show_selection_and_its_location() -> None:
     table = "\n".join(runs_table(recs))
     assert "| w8/n1000 | Trouser | ssd@search | 2 | 50/100 | 4 | 0.400 |" in table
     stages = "\n".join(stage_table(recs))
-    # w8 α = 10: 30 of 40 selected in layer4, 10 in the linear layer
-    assert "| w8/n1000 | ssd | 40 | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 | 75.0 | 25.0 |" in stages
+    # w8 α = 10: 30 of 40 selected in conv5_x, 10 in fc
+    assert "| w8/n1000 | ssd | 40 | 0.0 | 0.0 | 0.0 | 0.0 | 75.0 | 25.0 |" in stages
 
 
 def test_scales_are_checked_before_any_work() -> None:

@@ -18,7 +18,7 @@ from ssd.report.rows import Row, class_label, cold_time, find_baseline, is_sweep
 
 MODES = ("α=10", "auto", "search")
 FAMILIES = ("ssd", "lfssd")
-STAGES = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "linear")
+STAGES = ("conv1", "conv2_x", "conv3_x", "conv4_x", "conv5_x", "fc")  # the authors' ResNet18 names
 
 
 def scale_of(row: Row) -> tuple[int, int]:

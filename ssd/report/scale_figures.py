@@ -53,7 +53,7 @@ def scale_figure(recs: Sequence[dict[str, Any]], params: dict[tuple[int, int], i
             ax.set_xticks(xs, labels)
             ax.set_title(f"{fam.upper()}: {title}", fontsize=10)
             ax.grid(alpha=0.3)
-            if j == 0:
+            if j in (0, 1):
                 ax.legend(fontsize=8)
     fig.suptitle("SSD / LFSSD against scale (ResNet18 width / training images; means over seeds and requests)")
     path = out / "scale.png"
