@@ -20,11 +20,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", required=True, help="report folder to write")
     p.add_argument("--run", default=None, metavar="RUN_KEY", help="the run the before/after figures show")
     p.add_argument("--suite", default=None, help="a suite (name or .toml) whose [method_notes] the page prints")
+    p.add_argument("--scale", default=None, metavar="ROWS", help="the scale study's rows (configs/suites/scale.toml): "
+                   "a paragraph after the claims on how SSD's retain cost and α change with scale")
     args = p.parse_args(argv)
     from ssd.errors import UserError
     from ssd.report import write_report
 
-    missing = [f for f in args.results if not Path(f).is_file()]
+    missing = [f for f in [*args.results, *([args.scale] if args.scale else [])] if not Path(f).is_file()]
     if missing:
         raise UserError(f"no results file {', '.join(missing)}")
     notes = None
@@ -32,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         from ssd.suite import load_suite
 
         notes = load_suite(args.suite).get("method_notes")
-    index = write_report(args.results, args.out, run_key=args.run, notes=notes)
+    index = write_report(args.results, args.out, run_key=args.run, notes=notes, scale_rows=args.scale)
     print(f"report: {index} (and {index.with_name('index.html')})")
 
 

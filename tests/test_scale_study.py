@@ -66,3 +66,15 @@ def test_scales_are_checked_before_any_work() -> None:
     for bad in ("8x", "8x1000:retrain", "0x1000", "w8x1000"):
         with pytest.raises(UserError):
             mod.parse_scales(bad)
+
+
+def test_report_paragraph_states_the_trend_from_the_rows() -> None:
+    from ssd.report.page import Page
+    from ssd.report.scale import scale_claims, trend
+
+    page = Page()
+    scale_claims(page, _rows())
+    text = page.markdown()
+    assert "retain cost at α = 10 shrinks across the scales (40.0 → 1.0 points)" in text
+    assert "| w8/n1000 | 40.0 | 0.0 | – | – | – | 75 (50–100) | 1.0 |" in text
+    assert trend([5.0, 3.0, 4.0]) == "does not move one way" and trend([1.0, 2.0]) == "grows"

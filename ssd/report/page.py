@@ -278,22 +278,23 @@ def _sweeps_section(page: Page, sweeps: list[Row], out: Path) -> None:
 
 
 def write_report(paths_or_rows: RowsOrPaths, out_dir: str | Path, run_key: str | None = None,
-                 notes: dict[str, str] | None = None) -> Path:
+                 notes: dict[str, str] | None = None, scale_rows: RowsOrPaths | None = None) -> Path:
     """Write tables (md/csv/tex), PNG figures, report.md and index.html under `out_dir`; returns report.md.
 
     An unwritable `out_dir` is refused before anything is read or drawn; a report that
     fails part-way removes the folders it created (no empty folders are left behind).
     `notes`: method → why its settings are what they are, or why it cannot forget here (a suite's
-    `[method_notes]`); printed beside the tables' flags.
+    `[method_notes]`); printed beside the tables' flags. `scale_rows`: the scale study's rows
+    (configs/suites/scale.toml), summarised after the claims (ssd.report.scale.scale_claims).
     """
     out = Path(out_dir)
     check_writable(out, "report folder (--out)", folder=True)
     with new_dirs_removed_on_failure(out, out / "figures", out / "tables"):
-        return _write_report(paths_or_rows, out, run_key, notes)
+        return _write_report(paths_or_rows, out, run_key, notes, scale_rows)
 
 
 def _write_report(paths_or_rows: RowsOrPaths, out: Path, run_key: str | None,
-                  notes: dict[str, str] | None = None) -> Path:
+                  notes: dict[str, str] | None = None, scale_rows: RowsOrPaths | None = None) -> Path:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for stale in (out / "figures").glob("*.png"):  # a rewritten report links exactly what it drew
         stale.unlink()
@@ -313,6 +314,10 @@ def _write_report(paths_or_rows: RowsOrPaths, out: Path, run_key: str | None,
     if runs:
         _tables_section(page, runs, out, notes or {})
         claims_section(page, runs, sweeps)
+        if scale_rows is not None:
+            from ssd.report.scale import scale_claims
+
+            scale_claims(page, load_rows(scale_rows))
         _methods_section(page, runs, out)
         _before_after_section(page, runs, out, run_key)
         from ssd.report.privacy import privacy_section  # U-LiRA rows only; drawn nowhere else

@@ -173,3 +173,49 @@ def summary(recs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "alphas": sorted(r["alpha"] for r in g if not math.isnan(r["alpha"])),
             "share": mean([r["share"] for r in g]), "runs": len(g)}
     return out
+
+
+def _alpha_text(alphas: Sequence[float]) -> str:
+    if not alphas:
+        return "–"
+    med = sorted(alphas)[len(alphas) // 2] if len(alphas) % 2 else \
+        (sorted(alphas)[len(alphas) // 2 - 1] + sorted(alphas)[len(alphas) // 2]) / 2
+    return f"{med:.3g} ({min(alphas):.3g}–{max(alphas):.3g})"
+
+
+def trend(values: Sequence[float]) -> str:
+    """"shrinks" / "grows" when the values move one way across the scales, else "does not move one way"."""
+    vals = [v for v in values if not math.isnan(v)]
+    if len(vals) < 2:
+        return "cannot be told (fewer than two scales)"
+    if all(b < a for a, b in zip(vals, vals[1:], strict=False)):
+        return "shrinks"
+    if all(b > a for a, b in zip(vals, vals[1:], strict=False)):
+        return "grows"
+    return "does not move one way"
+
+
+def scale_claims(page: Any, rows: Sequence[Row]) -> None:
+    """The report's paragraph on scale (issue 24), from the scale study's rows: per scale, SSD's
+    and LFSSD's retain cost at α = 10, `auto` and `search`, and the α the latter two used."""
+    recs = records([r for r in rows if r.get("net") == "ResNet18"])
+    summ = summary(recs)
+    if not summ:
+        return
+    page.h(3, "Does the retain cost shrink as the model and its data grow? (the scale study)")
+    body, ssd_drops = [], []
+    for name, methods in summ.items():
+        def cell(method: str, key: str, methods: dict = methods) -> str:
+            return fmt(methods.get(method, {}).get(key, math.nan))
+        ssd_drops.append(methods.get("ssd", {}).get("class_drop", math.nan))
+        body.append([name, cell("ssd", "class_drop"), cell("ssd", "class_DfTest"), cell("ssd", "random_drop"),
+                     _alpha_text(methods.get("ssd@auto", {}).get("alphas", [])), cell("ssd@auto", "class_drop"),
+                     _alpha_text(methods.get("ssd@search", {}).get("alphas", [])), cell("ssd@search", "class_drop"),
+                     cell("lfssd", "class_drop"), _alpha_text(methods.get("lfssd@search", {}).get("alphas", [])),
+                     cell("lfssd@search", "class_drop")])
+    page.p(f"ResNet18 at {len(summ)} widths × training-set sizes (configs/suites/scale.toml, rows in "
+           "docs/results/scale/): means over seeds; full class = the mean over the class requests. SSD's full-class "
+           f"retain cost at α = 10 {trend(ssd_drops)} across the scales "
+           f"({' → '.join(fmt(v) for v in ssd_drops)} points). α columns: median (range) over requests and seeds.")
+    page.grid(["scale", "SSD α=10 class drop", "DfTest", "random drop", "auto α", "auto drop", "search α",
+               "search drop", "LFSSD α=10 class drop", "LFSSD search α", "LFSSD search drop"], body)
