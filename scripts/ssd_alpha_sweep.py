@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from ssd.sweep import parse_floats
 
     args.alphas, args.orders = parse_floats(args.alphas, "--alphas"), split_list(args.orders)
-    args.lam = parse_floats(str(args.lam), "--lambda")[0]  # finite and ≥ 0, as the grids
+    args.lam = parse_floats(str(args.lam), "--lambda", positive=True)[0]  # finite and > 0, as the mains' --lambda
     torch.set_num_threads(args.threads)
 
     root = unpack_shared_mnist(Path(args.data_root))

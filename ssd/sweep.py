@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,10 +34,14 @@ DEFAULT_METHODS = ("ssd", "output_dampening", "global_dampening")
 SSD_LIKE = ("ssd", "lfssd")
 
 
-def parse_floats(text: str | Sequence[str], flag: str, keywords: Sequence[str] = ()) -> list[Any]:
+def parse_floats(text: str | Sequence[str], flag: str, keywords: Sequence[str] = (),
+                 positive: bool = False) -> list[Any]:
     """"1,2,5", "1 2 5" or ["1", "2,5"] → [1.0, 2.0, 5.0] (any of `keywords`, e.g. α's "auto", kept as
-    a string); anything else is one UserError line naming the flag."""
+    a string); anything else is one UserError line naming the flag. Numbers follow the mains' rule
+    (ssd.methods.registry.check_grid): finite and ≥ 0 (α, the baselines' strengths), > 0 with
+    `positive` (λ, as --lambda)."""
     from ssd.cli import split_list
+    from ssd.methods.registry import check_grid
 
     try:
         values = [v if v in keywords else float(v) for v in split_list(text)]
@@ -47,9 +50,7 @@ def parse_floats(text: str | Sequence[str], flag: str, keywords: Sequence[str] =
         raise UserError(f"{flag} expects comma-separated numbers{extra}, got {text!r}") from None
     if not values:
         raise UserError(f"{flag} needs at least one value")
-    bad = [v for v in values if not isinstance(v, str) and not (v >= 0 and math.isfinite(v))]
-    if bad:  # α, λ and the baselines' strengths: finite and ≥ 0 (refused here, before any work)
-        raise UserError(f"{flag} values must be finite numbers ≥ 0, got {', '.join(f'{v:g}' for v in bad)}")
+    check_grid(flag, [v for v in values if not isinstance(v, str)] or [0.0], positive=positive)
     return values
 
 
@@ -373,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                    precision=args.precision, channels_last=args.channels_last)
     baseline_alphas = parse_floats(args.baseline_alphas, "--baseline-alphas") if args.baseline_alphas else None
     alphas = parse_floats(args.alphas, "--alphas", keywords=ALPHA_WORDS)
-    lambdas = parse_floats(args.lambdas, "--lambdas")
+    lambdas = parse_floats(args.lambdas, "--lambdas", positive=True)
     methods = split_list(args.methods)
     done = done_keys([args.results])  # points already recorded are skipped: a killed sweep resumes
     if args.backend == "serial":

@@ -152,7 +152,7 @@ def test_a_sweep_refuses_them_before_work(ckpt: Path, tmp_path: Path, capsys: py
     post_init_line(refused_line(capsys, main, [*base, "--set", set_flag(name, value)]), want)
     if name in grid and isinstance(value, float):  # the grid parser refuses it first, in its own words
         line = refused_line(capsys, main, [*base, grid[name], f"10,{toml_value(value).strip(chr(34))}"])
-        assert line.startswith(f"{grid[name]} values must be finite numbers ≥ 0"), line
+        assert line.startswith(f"{grid[name]} values must be finite numbers " + ("> 0" if name == "lam" else "≥ 0")), line
     assert not (tmp_path / "r.jsonl").exists()
 
 
@@ -162,14 +162,23 @@ def test_a_sweep_refuses_them_before_work(ckpt: Path, tmp_path: Path, capsys: py
     ({"reference": "test"}, "SSD reference must be one of"),
     ({"protocol": "theirs"}, "protocol"),
     ({"search_alphas": []}, "SSD search_alphas must be a non-empty list"),
-    ({"search_lams": [1.0, -1.0]}, "SSD search_lams must be a non-empty list"),
+    ({"search_lams": [1.0, -1.0]}, "SSD search_lams values must be finite numbers > 0"),
+    ({"search_lams": [0.0]}, "SSD search_lams values must be finite numbers > 0"),
+    ({"search_alphas": [float("inf")]}, "SSD search_alphas values must be finite numbers ≥ 0"),
+    ({"search_alphas": [float("nan")]}, "SSD search_alphas values must be finite numbers ≥ 0"),
+    ({"search_alphas": 5}, "SSD search_alphas must be a non-empty list"),
     ({"search_target": 150.0}, "SSD search_target must be a percentage"),
     ({"search_forget_n": 0}, "SSD search_forget_n and search_retain_n must be positive"),
     ({"search_retain_n": 0}, "SSD search_forget_n and search_retain_n must be positive"),
 ])
 def test_the_checks_post_init_does_not_make_are_kept(settings: dict[str, object], want: str) -> None:
-    """These values pass __post_init__ (strings it does not know, lists, a 0 that is not a rate),
-    so check_config must still refuse them."""
-    cfg = SSDConfig(**settings)  # accepted when made
+    """These values pass the generic field checks (strings they do not know, lists, a 0 that is not
+    a rate): SSDConfig refuses them when made (issue 21: `--set search_alphas=5` was a traceback and
+    the grids took inf, 0 and nan), and check_config on its own refuses them too."""
+    with pytest.raises(UserError, match=want):
+        SSDConfig(**settings)
+    cfg = SSDConfig()
+    for name, value in settings.items():
+        object.__setattr__(cfg, name, value)
     with pytest.raises(UserError, match=want):
         check_config(cfg)

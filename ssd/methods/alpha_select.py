@@ -62,10 +62,11 @@ def check_search(cfg: Any) -> None:
     """One-line UserErrors for the search settings `MethodConfig.__post_init__` does not cover
     (it refuses a wrong type, sign or non-finite number of α, search_budget and the rest when
     the config is made): the grids' contents, a target above 100 %, a zero sample size."""
-    grids = (("search_alphas", cfg.search_alphas), ("search_lams", cfg.search_lams))
-    for name, grid in grids:
-        if grid is not None and (not len(grid) or any(not isinstance(v, int | float) or v < 0 for v in grid)):
-            raise UserError(f"SSD {name} must be a non-empty list of numbers ≥ 0; got {grid!r}")
+    from ssd.methods.registry import check_grid
+
+    for name, grid, positive in (("search_alphas", cfg.search_alphas, False), ("search_lams", cfg.search_lams, True)):
+        if grid is not None:  # the rule of --alpha and --lambda (finite; λ > 0)
+            check_grid(f"SSD {name}", grid, positive=positive)
     if cfg.search_target is not None and not 0 <= cfg.search_target <= 100:
         raise UserError(f"SSD search_target must be a percentage in 0..100; got {cfg.search_target!r}")
     if cfg.search_forget_n < 1 or cfg.search_retain_n < 1:

@@ -100,6 +100,21 @@ def validate_config(cfg: Any) -> None:
             raise UserError(f"method setting {f.name} must be {'> 0' if positive else '≥ 0'}; got {value!r} ({cls})")
 
 
+def check_grid(name: str, values: Any, *, positive: bool = False) -> list[float]:
+    """A list of α (`positive=False`: finite, ≥ 0, as --alpha) or λ values (`positive`: finite,
+    > 0, as --lambda): the one rule for SSD's search grid, the sweeps' and the suites'."""
+    from ssd.errors import UserError
+
+    rule = "> 0" if positive else "≥ 0"
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)) or not values:
+        raise UserError(f"{name} must be a non-empty list of finite numbers {rule}, e.g. [1, 10, 100]; got {values!r}")
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+           or v < 0 or (positive and v == 0)]
+    if bad:
+        raise UserError(f"{name} values must be finite numbers {rule}; got {', '.join(map(repr, bad))}")
+    return [float(v) for v in values]
+
+
 def config_notes(cfg: Any) -> list[str]:
     notes = []
     if getattr(cfg, "alpha", None) == 0:

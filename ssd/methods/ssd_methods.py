@@ -66,6 +66,10 @@ class SSDConfig(AlphaSelectConfig):
     cache_dir: str | None = None
     chunk_size: int = 64
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_config(self)  # the choices and the search grid too, when the config is made: before any work
+
 
 def effective_order(cfg: SSDConfig) -> str:
     """The order that runs: the authors' protocol always uses their loaders' ("paper") order."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ssd.errors import UserError, one_line
+from ssd.suite.checks import check_class, check_values, check_variants
 from ssd.utils import REPO_ROOT
 
 TASKS = ("full_class", "sub_class", "random")
@@ -51,12 +52,24 @@ def check_suite(suite: dict[str, Any], path: Path | str) -> None:
         DATASETS.get(str(t["dataset"]))
         if t["task"] == "random" and "classes" in t:
             raise UserError(f"suite {path}: task {i} is random (random samples, no class): drop its classes")
-        if "classes" in t and not isinstance(t["classes"], list):
-            raise UserError(f"suite {path}: task {i} classes must be a list, e.g. classes = [\"2\"]")
-    for i, sw in enumerate(suite.get("sweeps", []), 1):
+        if t["task"] != "random":
+            if not isinstance(t.get("classes"), list) or not t["classes"]:
+                raise UserError(f"suite {path}: task {i} ({t['task']}) needs a non-empty list of classes to forget, "
+                                f"e.g. classes = [\"2\"]; got {t.get('classes')!r}")
+            for cls in t["classes"]:
+                check_class(t["task"], str(t["dataset"]), cls, f"suite {path}: task {i} ({t['task']})")
+    sweeps = suite.get("sweeps", [])
+    if not isinstance(sweeps, list) or not all(isinstance(sw, dict) for sw in sweeps):
+        raise UserError(f"suite {path}: sweeps must be [[sweeps]] tables (task, dataset, alphas...)")
+    for i, sw in enumerate(sweeps, 1):
         unknown(sw, SWEEP_KEYS, f"sweep {i}")
         if sw.get("task") not in TASKS or "dataset" not in sw:
             raise UserError(f"suite {path}: sweep {i} needs task (one of {', '.join(TASKS)}) and dataset")
+        DATASETS.get(str(sw["dataset"]))
+        if sw["task"] == "random" and sw.get("forget_class") is not None:
+            raise UserError(f"suite {path}: sweep {i} is random (random samples, no class): drop its forget_class")
+        if sw["task"] != "random":
+            check_class(sw["task"], str(sw["dataset"]), sw.get("forget_class"), f"suite {path}: sweep {i} ({sw['task']})")
     seeds = suite.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool)
                                                            for x in seeds):
@@ -91,30 +104,7 @@ def check_suite(suite: dict[str, Any], path: Path | str) -> None:
             raise UserError(f"suite {path}: ray.address must be a string (auto, HOST:6379, ray://HOST:10001)")
     if "report" in suite and not (isinstance(suite["report"], str) and suite["report"]):
         raise UserError(f"suite {path}: report must be a folder path; got {suite['report']!r}")
-    methods = suite.get("methods", "all")
-    if methods != "all" and not (isinstance(methods, list) and all(isinstance(m, str) for m in methods)):
-        raise UserError(f"suite {path}: methods must be \"all\" or a list of names; got {methods!r}")
-
-
-def check_variants(variants: Any, path: Path | str) -> None:
-    """A variant's label names its own row: a method's name (`"ssd" = {method = "ssd", alpha = "auto"}`)
-    would silently replace that method's runs, and `"retrain" = {...}` would become the report's
-    reference, so such labels are refused, as are labels that look like a configuration label."""
-    import ssd.methods  # noqa: F401  (registers the built-in methods)
-    from ssd.experiment import METHOD_ALIASES
-    from ssd.methods.registry import METHODS
-
-    if not isinstance(variants, dict):
-        raise UserError(f"suite {path}: [variants] must be a table of label = {{method = ..., setting = ...}}")
-    taken = {n.lower() for n in (*METHODS.names(), *METHOD_ALIASES)}
-    for label, v in variants.items():
-        if label.lower() in taken or "[" in label or not label.strip():
-            what = "a method's name" if label.lower() in taken else "not a usable label (empty, or holds '[')"
-            raise UserError(f"suite {path}: variant label {label!r} is {what}: its rows would pass for another's; "
-                            "name it e.g. \"ssd@auto\"")
-        if not isinstance(v, dict) or "method" not in v:
-            raise UserError(f"suite {path}: variant {label!r} needs a method, e.g. {{method = \"ssd\", alpha = \"auto\"}}")
-        METHODS.get(str(v["method"]))
+    check_values(suite, path)
 
 
 def load_suite(name_or_path: str) -> dict[str, Any]:
@@ -142,6 +132,11 @@ def apply_sets(suite: dict[str, Any], sets: Sequence[str]) -> dict[str, Any]:
     from ssd.cli import parse_sets
 
     over = parse_sets(sets)
+    flags = {"seeds": "--seeds 0,1", "methods": "--methods ssd,retrain", "nets": "--nets ConvNet,ResNet18"}
+    for key in over:
+        if key.split(".")[0] in flags:
+            raise UserError(f"--set {key}: the suite's {key.split('.')[0]} are chosen with their own flag, "
+                            f"e.g. {flags[key.split('.')[0]]}")
     tables = sorted(k for k in over if "." not in k and isinstance(suite.get(k), (dict, list)))
     if tables:
         raise UserError(f"--set cannot replace the suite's tables {tables}; set one entry (e.g. "

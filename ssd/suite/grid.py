@@ -21,11 +21,14 @@ def parse_seeds(text: str) -> list[int]:
     """`1-5`, `0,3,7` or a mix."""
     seeds: list[int] = []
     for part in text.split(","):
-        a, _, b = part.strip().partition("-")
+        a, dash, b = part.strip().partition("-")
         try:
-            seeds.extend(range(int(a), int(b) + 1) if b else [int(a)])
+            first, last = int(a), int(b) if dash else int(a)
         except ValueError:
             raise UserError(f"--seeds expects whole numbers like 1-5 or 0,3,7; got {text!r}") from None
+        if last < first:
+            raise UserError(f"--seeds {text!r}: the range {part.strip()} is backwards (write {last}-{first})")
+        seeds.extend(range(first, last + 1))
     if not seeds:
         raise UserError(f"--seeds {text!r} names no seed (is the range backwards?)")
     return seeds

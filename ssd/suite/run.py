@@ -100,6 +100,9 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = p.parse_args(argv)
     if args.no_progress:  # also inside the methods (ssd.backends.jobs.run_cell)
         os.environ["SSD_NO_PROGRESS"] = "1"
+    for flag, given in (("--methods", args.methods), ("--nets", args.nets)):
+        if given is not None and not split_list(given):
+            raise UserError(f"{flag} names nothing (got {' '.join(given)!r}); leave it out for the suite's")
     args.methods = ",".join(split_list(args.methods)) if args.methods else None
     args.nets = ",".join(split_list(args.nets)) if args.nets else None
 
