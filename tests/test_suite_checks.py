@@ -74,8 +74,9 @@ def test_suite_flags_are_checked_up_front(untrained_ckpt: Path, tmp_path: Path, 
 def test_main_refuses_a_bad_search_grid_before_work(untrained_ckpt: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str], value: str) -> None:
     """`--set search_alphas=5` was a traceback; a grid with inf, or λ 0, ran although --alpha/--lambda refuse them."""
-    import forget_full_class_main
     from test_refusals import main_args
+
+    import forget_full_class_main
 
     name = "search_lams" if value == "[0.0]" else "search_alphas"
     refused(capsys, forget_full_class_main.main,
