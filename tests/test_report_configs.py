@@ -60,6 +60,10 @@ def test_a_setting_added_later_counts_as_its_default() -> None:
     old = _row("finetune", 0, 50.0, "old", lr=0.1, epochs=5)
     new = _row("finetune", 1, 52.0, "new", lr=0.1, epochs=5, batch_size=128)
     assert [r["method"] for r in label_configurations([old, new])] == ["finetune", "finetune"]
+    assert [r["method"] for r in label_configurations([old, {**new, "precision": "fp32"}])] == ["finetune"] * 2
+    half = {**_row("finetune", 1, 52.0, "bf16", lr=0.1, epochs=5), "precision": "bf16"}
+    assert {r["method"] for r in label_configurations([old, half])} == {"finetune[precision=fp32]",
+                                                                        "finetune[precision=bf16]"}
     other = _row("finetune", 1, 52.0, "lr", lr=0.02, epochs=5)
     assert {r["method"] for r in label_configurations([old, other])} == {"finetune[lr=0.1]", "finetune[lr=0.02]"}
 

@@ -51,6 +51,9 @@ def settings_of(row: Row) -> dict[str, Any] | None:
             out["reference"] = effective_reference(SimpleNamespace(**out))
     if isinstance(run, dict):
         out.update({k: run[k] for k in RUN_SETTINGS if k in run})
+    # the arithmetic as the run's device made it (ssd/precision.py); rows from before it was recorded ran fp32
+    out["precision"] = row.get("precision") or "fp32"
+    out["channels_last"] = bool(row.get("channels_last"))
     if row.get("checkpoint_sha256"):
         out["checkpoint"] = str(row["checkpoint_sha256"])[:8]
     return out
