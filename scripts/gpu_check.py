@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="gpu_check_out", help="folder for gpu_check.json (and unpacked data)")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     p.add_argument("--budget", type=float, default=None, help="seconds in all (default 450; --tiny 200)")
+    p.add_argument("--precision", default=None, choices=("fp32", "tf32", "bf16"),
+                   help="the runs' precision in the ssd_ratio and tasks phases (default: the harness's, tf32 on CUDA)")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (the CPU test): width 8, small data, short phases")
     p.add_argument("--only", default=None, help="comma-separated phases to run (default: all)")
     p.add_argument("--skip", default="", help="comma-separated phases to leave out")

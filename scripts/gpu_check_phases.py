@@ -49,13 +49,12 @@ def sync(dev: Any) -> None:
 
 
 def set_precision(dev: Any, name: str) -> None:
-    """TF32 for "tf32" and "bf16" (bf16 itself is autocast, in the probe); plain fp32 for "fp32".
-    Helper D's ssd/precision.py owns this for the harness; the check switches to it when it lands."""
-    import torch
+    """The CUDA switches a run in precision `name` sets (helper D's ssd/precision.py: TF32 for
+    tf32 and bf16, cudnn.benchmark on); the probe adds bf16 autocast itself."""
+    from ssd.precision import cuda_flags, set_flags
 
     if dev.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = name in ("tf32", "bf16")
-        torch.backends.cudnn.allow_tf32 = name in ("tf32", "bf16")
+        set_flags(cuda_flags(name))
 
 
 def free(dev: Any) -> None:
@@ -258,11 +257,14 @@ def ssd_ratio(check: Any, deadline: float) -> dict[str, Any]:
     test = sized(check, fashion(check, "FashionMNIST", False), False).to(dev)
     torch.manual_seed(0)
     model = build_model("ResNet18", train.info, width=size(check, "width")).to(dev).eval()
+    from ssd.precision import precision_scope
+
     sync(dev)
     t0 = time.perf_counter()
-    for x, y in train.batches(64):
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+    with precision_scope(check.args.precision, dev):
+        for x, y in train.batches(64):
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
     sync(dev)
     fb = time.perf_counter() - t0
     cache = Path(check.args.out) / "ssd_cache"
@@ -275,7 +277,8 @@ def ssd_ratio(check: Any, deadline: float) -> dict[str, Any]:
         m = copy.deepcopy(model)
         sync(dev)
         t0 = time.perf_counter()
-        entry.fn(m, splits, entry.config(device=str(dev)))
+        with precision_scope(check.args.precision, dev):  # as run_one
+            entry.fn(m, splits, entry.config(device=str(dev)))
         sync(dev)
         out[f"ssd_{kind}_s"] = time.perf_counter() - t0
         out[f"ratio_{kind}"] = out[f"ssd_{kind}_s"] / fb

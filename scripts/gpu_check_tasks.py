@@ -21,6 +21,8 @@ from gpu_check_phases import (
     torch_device,
 )
 
+from ssd.precision import precision_scope
+
 TASKS = (("full_class", "FashionMNIST", {"forget_class": "Trouser"}),
          ("sub_class", "FashionMNISTCoarse", {"forget_class": "Pullover"}),
          ("random", "FashionMNIST", {"n_forget": 100}))
@@ -40,8 +42,9 @@ def base_model(check: Any, dataset: str, train: Any, test: Any) -> tuple[Any, fl
     model = build_model("ResNet18", train.info, width=size(check, "width")).to(dev)
     sync(dev)
     t0 = time.perf_counter()
-    fit(model, train, load_schedule("ResNet18", dataset, epochs=size(check, "base_epochs"), batch_size=128),
-        progress=False)
+    with precision_scope(check.args.precision, dev):
+        fit(model, train, load_schedule("ResNet18", dataset, epochs=size(check, "base_epochs"), batch_size=128),
+            progress=False)
     sync(dev)
     return model.eval(), time.perf_counter() - t0, accuracy(predict_logits(model, test), test.targets)
 
@@ -87,7 +90,8 @@ def tasks(check: Any, deadline: float) -> dict[str, Any]:
             sync(dev)
             t0 = time.perf_counter()
             try:
-                m = entry.fn(m, splits, cfg)
+                with precision_scope(check.args.precision, dev):  # as run_one: the run's precision
+                    m = entry.fn(m, splits, cfg)
             except Exception as err:  # noqa: BLE001  (one method's failure is a finding, not the end)
                 rows[method] = f"error: {type(err).__name__}: {str(err).splitlines()[0][:300]}"
                 check.say(f"    {method}: {rows[method]}")

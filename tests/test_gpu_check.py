@@ -51,7 +51,7 @@ def _check(tmp_path: Path, budget: float):
     from gpu_check import Check
 
     args = argparse.Namespace(out=str(tmp_path), budget=budget, tiny=True, only=None, skip="", device="cpu", data=None,
-                              limit_scale=1.0)
+                              limit_scale=1.0, precision=None)
     return Check(args)
 
 

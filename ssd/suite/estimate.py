@@ -309,7 +309,7 @@ def dry_run_estimate(suite: dict[str, Any], grid: Sequence[Any], cfgs: Sequence[
 
     device = grid[0].device
     given = rates_from_file(args.rates) if args.rates else None
-    precision = getattr(args, "precision", None) or suite.get("precision")
+    precision, channels_last = grid[0].precision, grid[0].channels_last  # the suite's (ssd/precision.py)
 
     def rates_for(net: str, dataset: str, options: dict[str, Any], train: set[int], fwd: set[int],
                   psg: int | None, flops: bool) -> Rates:
@@ -319,7 +319,7 @@ def dry_run_estimate(suite: dict[str, Any], grid: Sequence[Any], cfgs: Sequence[
             return given[net]
         return probe(net, dataset, device=device, model_options=options, precision=precision,
                      budget=args.probe_budget, train_batches=tuple(sorted(train)), fwd_batches=tuple(sorted(fwd)),
-                     psg_chunk=psg, flops=flops)
+                     psg_chunk=psg, flops=flops, channels_last=bool(channels_last))
 
     sweeps = [] if args.no_sweeps else sweep_work(suite, args, device)
     est = estimate(suite, grid, cfgs, rates_for, sweeps=sweeps)

@@ -10,7 +10,6 @@ on a CPU), so the probe stays in seconds on any device. `--no-probe` skips it.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -22,17 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssd.precision import importance_scope, memory_format, precision_scope
+
 TRAIN_BATCHES = (64, 256)  # train rates between are interpolated in log(batch)
 FWD_BATCHES = (128, 512)
 PSG_CHUNK = 32
-
-
-def precision_context(device: torch.device, precision: str | None) -> contextlib.AbstractContextManager[Any]:
-    """Autocast for `precision` ("bf16") on `device`; fp32/tf32/None run as they are.
-    TF32 is a global switch (`torch.backends.cuda.matmul.allow_tf32`), set by the caller."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @dataclass
@@ -123,7 +116,9 @@ def timed_steps(step: Callable[[int], None], batch: int, device: torch.device, b
 
 
 def _batches_forever(data: Any, batch: int, *, augment: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    g = torch.Generator().manual_seed(0)
+    from datasets.base import device_generator
+
+    g = device_generator(0, data.device)  # drawn where the data is, as the harness's loops do
     while True:
         yield from data.batches(batch, shuffle=True, generator=g, augment=augment)
 
@@ -133,7 +128,7 @@ def probe(net: str, dataset: str, *, device: str = "cpu", model_options: dict[st
           fwd_batches: tuple[int, ...] = FWD_BATCHES, psg_chunk: int | None = None,
           pretrained: str | None = None, channels_last: bool = False, flops: bool = False) -> Rates:
     """Measure `net`'s rates on `device` (randomly initialised; weights do not change the cost).
-    `precision` "bf16" runs under autocast; TF32 is the caller's global switch."""
+    `precision` and `channels_last` as a run has them (ssd/precision.py: None is tf32 on CUDA)."""
     from datasets import dataset_info
     from models import build_model
 
@@ -141,28 +136,34 @@ def probe(net: str, dataset: str, *, device: str = "cpu", model_options: dict[st
     dev = torch.device(device)
     info = dataset_info(dataset)
     t0 = time.perf_counter()
-    model = build_model(net, info, pretrained=pretrained, **(model_options or {})).to(dev)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = memory_format(build_model(net, info, pretrained=pretrained, **(model_options or {})).to(dev),
+                          channels_last, dev)
     sync(dev)
     rates = Rates(net=net, device=device, build_s=time.perf_counter() - t0)
     t0 = time.perf_counter()
     copy.deepcopy(model)
     sync(dev)
     rates.copy_s = time.perf_counter() - t0
-    data = synthetic(info, max(*train_batches, *fwd_batches), dev)
-    augment = info.augment != "none"
+    data = synthetic(info, max([*train_batches, *fwd_batches]), dev)
     opt = torch.optim.SGD(model.parameters(), lr=1e-6)  # the cost of a step, not its result
-    ctx = precision_context(dev, precision)
+    with precision_scope(precision, dev):  # the run's TF32/cudnn switches and bf16 autocast (ssd/precision.py)
+        _measure(rates, model, opt, data, dev, info.augment != "none", budget, train_batches, fwd_batches, psg_chunk)
+    if flops:
+        rates.flops = matmul_flops(dev, budget)
+    rates.params = sum(p.numel() for p in model.parameters())
+    rates.probe_s = time.perf_counter() - start
+    return rates
 
+
+def _measure(rates: Rates, model: nn.Module, opt: torch.optim.Optimizer, data: Any, dev: torch.device, augment: bool,
+             budget: float, train_batches: tuple[int, ...], fwd_batches: tuple[int, ...], psg_chunk: int | None) -> None:
     for b in train_batches:
         stream = _batches_forever(data, b, augment=augment)
         model.train()
 
         def train_step(n: int, stream: Iterator[Any] = stream) -> None:
             x, y = next(stream)
-            with ctx:
-                loss = F.cross_entropy(model(x[:n]), y[:n])
+            loss = F.cross_entropy(model(x[:n]), y[:n])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -175,22 +176,17 @@ def probe(net: str, dataset: str, *, device: str = "cpu", model_options: dict[st
 
         def fwd_step(n: int, stream: Iterator[Any] = stream) -> None:
             x, _ = next(stream)
-            with torch.no_grad(), ctx:
-                model(x[:n]).float().cpu()  # predict_logits keeps logits on the host
+            with torch.no_grad():
+                model(x[:n]).float().cpu()  # predict_logits brings logits to the host
 
         used, r = timed_steps(fwd_step, b, dev, budget)
         rates.fwd[used] = r
-    if psg_chunk:  # per-sample gradients run without autocast (vmap + autocast fails in CPU batch norm)
-        rates.psg[psg_chunk] = _psg_rate(model, data, psg_chunk, dev, budget, contextlib.nullcontext())
-    if flops:
-        rates.flops = matmul_flops(dev, budget)
-    rates.params = sum(p.numel() for p in model.parameters())
-    rates.probe_s = time.perf_counter() - start
-    return rates
+    if psg_chunk:  # per-sample gradients in float32, as SSD's importances (vmap + autocast fails in CPU batch norm)
+        with importance_scope(dev):
+            rates.psg[psg_chunk] = _psg_rate(model, data, psg_chunk, dev, budget)
 
 
-def _psg_rate(model: nn.Module, data: Any, chunk: int, dev: torch.device, budget: float,
-              ctx: contextlib.AbstractContextManager[Any]) -> float:
+def _psg_rate(model: nn.Module, data: Any, chunk: int, dev: torch.device, budget: float) -> float:
     """Per-sample gradients per second, squared and summed as Fisher's diagonal does."""
     from torch.func import functional_call, grad, vmap
 
@@ -206,8 +202,7 @@ def _psg_rate(model: nn.Module, data: Any, chunk: int, dev: torch.device, budget
 
     def step(n: int) -> None:
         x, y = next(stream)
-        with ctx:
-            grads = per_sample(params, x[:n], y[:n])
+        grads = per_sample(params, x[:n], y[:n])
         for k, g in grads.items():
             acc[k] += g.pow(2).sum(0)
 
