@@ -125,6 +125,24 @@ def test_batch_sizes_resolve_per_task_and_method() -> None:
         cfg("ssd", "full_class", protocol="theirs")
 
 
+@pytest.mark.parametrize("protocol", ["ours", "authors"])
+def test_vit_takes_the_batch_sizes_its_reference_code_runs_it_with(protocol: str) -> None:
+    """blindspot 128 on ViT (the SSD authors' "lowered ... to fit into memory") and SCRUB at the
+    JiT repository's ViT loaders (forget = retain = -b: 128, 64 sub-class), under either protocol;
+    ResNet18 keeps the method's own; an explicit setting wins. Old: ViT took blindspot 256 and
+    SCRUB's forget batch 512 (≈ 60 GB at 224 px) unless protocol was "authors"."""
+    def cfg(method: str, net: str, task: str = "full_class", **kw: object):
+        return method_config(method, RunSpec(task=task, net=net, dataset="Cifar10", weight_path="x", method=method,
+                                             overrides={"protocol": protocol, **kw}))
+
+    assert cfg("blindspot", "ViT").batch_size == 128 and cfg("blindspot", "ResNet18").batch_size == 256
+    vit = cfg("scrub", "ViT")
+    assert (vit.batch_size, vit.forget_batch_size) == (128, 128)
+    assert cfg("scrub", "ViT", task="sub_class").forget_batch_size == 64
+    assert cfg("scrub", "ResNet18").forget_batch_size == 512
+    assert cfg("scrub", "ViT", forget_batch_size=256).forget_batch_size == 256
+
+
 def test_suite_protocol_key_sets_every_method() -> None:
     import argparse
 

@@ -25,6 +25,8 @@ Noise is drawn from a generator on the model's device seeded with `cfg.seed` (on
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +39,7 @@ from datasets.base import ImageData, on_device
 from ssd.methods.common import generator_for, model_device
 from ssd.methods.registry import MethodConfig, register_method
 from ssd.splits import Splits
+from ssd.utils import synchronize
 
 
 @dataclass
@@ -55,17 +58,32 @@ class FisherConfig(MethodConfig):
     max_samples: int | None = None  # None: all of Dr, as the authors; else a seeded subset
 
 
+def fisher_cost(n_samples: int, n_classes: int, n_params: int, chunk_size: int) -> str:
+    """What the exact Fisher will cost, said before it runs: N × C per-sample gradients (one
+    backward per sample and class, as the authors' loop), each as large as the model, and the
+    gradients one vmapped chunk holds at once (activations come on top)."""
+    grads = n_samples * n_classes
+    chunk_gib = min(chunk_size, max(n_samples, 1)) * n_params * 4 / 2**30
+    return (f"[fisher] {n_samples:,} samples × {n_classes} classes = {grads:,} per-sample gradients of "
+            f"{n_params:,} parameters; a chunk of {chunk_size} holds ≈ {chunk_gib:.2f} GiB of gradients")
+
+
 def fisher_diagonal(
-    model: nn.Module, data: ImageData, *, chunk_size: int = 32, progress: bool = False
+    model: nn.Module, data: ImageData, *, chunk_size: int = 32, progress: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Diagonal true Fisher (1/N) Σ_x Σ_y p(y|x) g_y(x)², keyed by parameter name.
 
     The model is evaluated in eval mode (as the authors' `hessian`) and left in eval mode.
+    `log` (default: stderr) gets its cost before any gradient is taken (:func:`fisher_cost`)
+    and, after the first chunk's first class, the estimated time of the whole pass.
     """
+    say = log or (lambda line: print(line, file=sys.stderr))
     model.eval()
     device = model_device(model)
     params = {n: p.detach() for n, p in model.named_parameters()}
     buffers = {n: b.detach() for n, b in model.named_buffers()}
+    steps = None  # chunk-class steps of the whole pass, known after the first chunk's forward
 
     def sample_loss(p: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(functional_call(model, (p, buffers), (x.unsqueeze(0),)), y.unsqueeze(0))
@@ -77,11 +95,21 @@ def fisher_diagonal(
                      disable=not progress, file=sys.stderr):
         with torch.no_grad():
             prob = F.softmax(model(x), dim=1)
+        if steps is None:  # before any gradient: what the pass will cost
+            say(fisher_cost(len(data), prob.shape[1], sum(p.numel() for p in params.values()), chunk_size))
+            steps = data.num_batches(chunk_size) * prob.shape[1]
         for c in range(prob.shape[1]):
+            t0 = time.perf_counter() if steps else None
             grads = per_sample_grad(params, x, torch.full((len(x),), c, device=device, dtype=torch.long))
             weight = prob[:, c]
             for n, g in grads.items():
                 fisher[n] += torch.einsum("b,b...->...", weight, g.pow(2))
+            if t0 is not None:  # once: the first chunk and class, timed, gives the whole pass's estimate
+                synchronize(device)
+                first = time.perf_counter() - t0
+                say(f"[fisher] first chunk and class took {first:.3f} s: the whole pass ≈ {first * steps:,.0f} s "
+                    f"({steps:,} chunk-class steps; the first includes one-off warm-up)")
+                steps = 0
     for f in fisher.values():
         f /= max(len(data), 1)
     return fisher
@@ -115,6 +143,8 @@ def fisher(model: nn.Module, splits: Splits, cfg: FisherConfig) -> nn.Module:
     gen = generator_for(cfg, device=model_device(model))
     retain = splits.retain
     if cfg.max_samples is not None and cfg.max_samples < len(retain):
+        print(f"[fisher] the Fisher diagonal over {cfg.max_samples:,} seeded retain samples of {len(retain):,} "
+              "(max_samples)", file=sys.stderr)
         pick = torch.randperm(len(retain), generator=gen, device=gen.device)[: cfg.max_samples]
         retain = retain.subset(pick.sort().values)
     diag = fisher_diagonal(model, retain.to(model_device(model)), chunk_size=cfg.chunk_size,
