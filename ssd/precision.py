@@ -10,8 +10,9 @@ Settings (`--precision`, a suite's `precision` key, `RunSpec.precision`):
 * unset (None) — ``tf32`` on CUDA, ``fp32`` elsewhere: CPU runs are what they were before
   this setting existed.
 
-SSD's importances are computed in float32 even inside a bf16 run (:func:`importance_scope`,
-`IMPORTANCE_PRECISION`): docs/precision.md has the measurement this default follows from.
+SSD's importances are computed in float32 (no autocast, no TF32) whatever the run's precision
+(:func:`importance_scope`, `IMPORTANCE_PRECISION`): docs/precision.md has the measurement this
+default follows from.
 
 `channels_last` (conv nets on CUDA only; off by default, see docs/precision.md) and
 `cudnn.benchmark` (on for every CUDA run) are applied by :func:`precision_scope` and
@@ -121,11 +122,20 @@ def precision_scope(precision: str | None, device: str | torch.device) -> Iterat
         set_flags(old)
 
 
-def importance_scope(device: str | torch.device) -> contextlib.AbstractContextManager[Any]:
-    """Around SSD's importance passes: float32 (autocast off) when IMPORTANCE_PRECISION is "fp32"."""
+@contextlib.contextmanager
+def importance_scope(device: str | torch.device) -> Iterator[None]:
+    """Around SSD's importance passes: when IMPORTANCE_PRECISION is "fp32", true float32 (autocast
+    off and, on CUDA, TF32 off; restored afterwards) whatever the run's precision."""
     if IMPORTANCE_PRECISION == "run":
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, enabled=False)
+        yield
+        return
+    dev = torch.device(device)
+    old = set_flags({"matmul.allow_tf32": False, "cudnn.allow_tf32": False}) if dev.type == "cuda" else {}
+    try:
+        with torch.autocast(dev.type, enabled=False):
+            yield
+    finally:
+        set_flags(old)
 
 
 def memory_format(model: nn.Module, channels_last: bool | None, device: str | torch.device) -> nn.Module:

@@ -89,6 +89,12 @@ def test_cuda_switches_are_set_inside_and_restored_after() -> None:
         with prec.precision_scope("fp32", "cuda"):
             assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
         assert torch.backends.cudnn.allow_tf32
+        with prec.precision_scope("tf32", "cuda"):  # importances: true float32 on CUDA too
+            assert torch.backends.cuda.matmul.allow_tf32
+            with prec.importance_scope("cuda"):
+                assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+                assert not torch.is_autocast_enabled("cuda")
+            assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
         with prec.precision_scope(None, "cpu"):  # CPU: no switch touched
             assert torch.backends.cudnn.allow_tf32 and not torch.backends.cudnn.benchmark
     finally:
