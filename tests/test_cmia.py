@@ -124,13 +124,15 @@ def test_report_section_table_sentence_and_figure(tmp_path) -> None:
     rows += [_class_row("retrain", s, 0.02, 0.5, 0.0) for s in (0, 1)]
     rows += [_class_row("ssd", s, 0.03, a, 1.0) for s, a in ((0, 0.8), (1, 0.9))]
     rows += [_class_row("trw", s, 0.2, 0.52, 0.1) for s in (0, 1)]
+    rows += [_class_row("jit", s, 0.01, 0.02, -3.0) for s in (0, 1)]  # collapsed: far below chance
     groups = class_groups(rows)
     methods = groups[("full_class", "Toy", "ConvNet", "c1")]
     header, body = table(methods)
     ssd = body[[r[0] for r in body].index("ssd")]
     assert ssd[header.index("CMIA AUC")] == "0.850 ± 0.071" and ssd[header.index("seeds")] == "2"
     sentence = disagreement(methods)
-    assert "reads ssd as forgotten" in sentence and "trw fail the paper's MIA but look retrained" in sentence
+    assert "reads jit, ssd as forgotten" in sentence and "trw fail the paper's MIA but look retrained" in sentence
+    assert sentence.endswith("trw < ssd < jit.")
     page = Page()
     class_privacy_section(page, rows, tmp_path)
     text = page.markdown()

@@ -22,7 +22,9 @@ from ssd.report.rows import Row, class_label, metric, order_methods, slug
 COLUMNS = (("Df", "Df %", 1), ("MIA", "MIA (paper)", 3), ("MIA_loss_auc", "loss-MIA AUC", 3),
            ("CMIA_auc", "CMIA AUC", 3), ("CMIA_tpr@1%", "TPR@1%FPR", 3), ("CMIA_tpr@0.1%", "TPR@0.1%FPR", 3))
 # The paper's MIA reads a method as forgotten at or below retraining's + MIA_MARGIN; the class-level
-# attack calls it exposed above chance + AUC_MARGIN (retrain's own row is its reference: 0.5 exactly).
+# attack calls it exposed when its AUC is more than AUC_MARGIN from chance, either way (retrain's own
+# row is its reference: 0.5 exactly; far below 0.5 the model gives the neighbours more than the
+# reference does, which tells it from retraining as well: a collapsed model predicting one class).
 MIA_MARGIN, AUC_MARGIN = 0.05, 0.05
 
 
@@ -64,20 +66,25 @@ def disagreement(methods: dict[str, list[Row]]) -> str:
     ref = mean(methods["retrain"], "MIA")
     others = [m for m in order_methods(methods) if m not in ("baseline", "retrain")]
     passed = [m for m in others if mean(methods[m], "MIA") <= ref + MIA_MARGIN]
-    exposed = [m for m in passed if mean(methods[m], "CMIA_auc") > 0.5 + AUC_MARGIN]
+    exposed = [m for m in passed if off_chance(methods[m]) > AUC_MARGIN]
     if exposed:
         first = (f"The paper's MIA reads {', '.join(exposed)} as forgotten (mean MIA at or below retrain's "
                  f"{ref:.2f} + {MIA_MARGIN}), yet the class-level attack tells them from retraining (CMIA AUC "
                  + ", ".join(f"{m} {mean(methods[m], 'CMIA_auc'):.2f}" for m in exposed) + ").")
     else:
         first = (f"No method passes the paper's MIA (at or below retrain's {ref:.2f} + {MIA_MARGIN}) while the "
-                 f"class-level attack exposes it (AUC > {0.5 + AUC_MARGIN}).")
-    hidden = [m for m in others if m not in passed and mean(methods[m], "CMIA_auc") <= 0.5 + AUC_MARGIN]
+                 f"class-level attack exposes it (|AUC − 0.5| > {AUC_MARGIN}).")
+    hidden = [m for m in others if m not in passed and off_chance(methods[m]) <= AUC_MARGIN]
     if hidden:
         first += (" The other way round, " + ", ".join(hidden) + " fail the paper's MIA but look retrained to "
                   "the class-level attack.")
-    order = sorted(others, key=lambda m: mean(methods[m], "CMIA_auc"))
-    return first + f" Closest to retraining first (CMIA AUC): {' < '.join(order)}."
+    order = sorted(others, key=lambda m: off_chance(methods[m]))
+    return first + f" Closest to retraining first (|CMIA AUC − 0.5|): {' < '.join(order)}."
+
+
+def off_chance(rows: list[Row]) -> float:
+    """How far the mean CMIA AUC is from chance, either way."""
+    return abs(mean(rows, "CMIA_auc") - 0.5)
 
 
 def score_figure(methods: dict[str, list[Row]], title: str, path: Path) -> Path | None:
@@ -121,7 +128,8 @@ def class_privacy_section(page: Any, runs: list[Row], out: Path) -> None:
            "the class's images; each image's score is −log of the probability the model gives those neighbours, "
            "compared with the reference's score on the same image (AUC, TPR at 1 % and 0.1 % FPR over the class's "
            "training and test images). AUC 0.5: the class's images are treated as by a model that never saw the "
-           "class; retrain's own row is its reference (0.5 by construction). The paper's MIA is the entropy attack "
+           "class; far below 0.5 the model gives the neighbours more than a retrained model does (as "
+           "distinguishable, the other way); retrain's own row is its reference (0.5 by construction). The paper's MIA is the entropy attack "
            "of the tables above. Mean ± sd over seeds (each seed has its own retrained reference); "
            "docs/privacy.md gives an independent retrain's AUC (the attack's noise floor).")
     for (task, dataset, net, cls), methods in groups.items():
