@@ -167,10 +167,12 @@ class Session:
         return None if kept is None else model_copy(kept, device or splits.forget.images.device).eval()
 
     def drop_models(self, keep: str | None = None) -> None:
-        """Forget the checkpoints loaded on any device but `keep` (a Ray worker that moves to
-        another GPU: ssd/backends/ray_backend.py)."""
+        """Forget the checkpoints, and the U-LiRA shadow sets, held on any device but `keep` (a Ray
+        worker that moves to another GPU: ssd/backends/ray_backend.py)."""
         for key in [k for k in self._models if k[3] != keep]:
             del self._models[key]
+        for key in [k for k in self.ulira_shadows if isinstance(k, tuple) and len(k) > 4 and k[4] != keep]:
+            del self.ulira_shadows[key]  # keyed (net, dataset, data root, n_forget, device, …): privacy/audit.py
 
     def model(self, spec: RunSpec) -> tuple[nn.Module, dict[str, Any]]:
         key = (spec.weight_path, spec.net, spec.dataset, spec.device)

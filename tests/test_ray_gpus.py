@@ -93,9 +93,11 @@ def test_memory_is_freed_between_tasks(worker: Any, monkeypatch: pytest.MonkeyPa
     session = next(iter(ray_backend._SESSIONS.values()))
     session._models[("ckpt.pt", "ResNet18", "Cifar10", "cuda:0")] = (torch.nn.Linear(1, 1), {})
     session._models[("ckpt.pt", "ResNet18", "Cifar10", "cuda:1")] = (torch.nn.Linear(1, 1), {})
+    session.ulira_shadows[("ResNet18", "Cifar10", None, 100, "cuda:0", "settings", "arch")] = object()
     n = len(emptied)
     worker([1])
     assert [k[3] for k in session._models] == ["cuda:1"] and len(emptied) >= n + 2
+    assert not session.ulira_shadows  # shadow ensembles on the GPU it left go too
 
 
 @pytest.mark.parametrize("gpus", [1.0, 0.5])
