@@ -176,3 +176,14 @@ def test_flags_reach_the_row_and_nonsense_is_refused(ckpt: Path, tmp_path: Path,
     for bad, why in (({"precision": "fp16"}, "precision must be one of"), ({"channels_last": "yes"}, "true or false")):
         with pytest.raises(UserError, match=why):
             check_suite({**suite, **bad}, "s.toml")
+
+
+def test_the_suite_key_reaches_every_run_of_the_grid() -> None:
+    from ssd.suite import apply_sets, build_grid, load_suite
+    from tests.test_quick_suite import grid_args
+
+    plain = build_grid(load_suite("quick"), grid_args())
+    half = build_grid(apply_sets(load_suite("quick"), ["precision=bf16", "channels_last=true"]), grid_args())
+    assert {(s.precision, s.channels_last) for s in plain} == {(None, False)}
+    assert {(s.precision, s.channels_last) for s in half} == {("bf16", True)}
+    assert {_key(s) for s in half}.isdisjoint(_key(s) for s in plain)
