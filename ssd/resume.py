@@ -8,11 +8,14 @@ nothing loads it as a model) and it goes once the finished checkpoints are publi
 
 A pretraining resumes only from a state made with the same settings (net, data, subsets,
 seed, schedule, model options, start weights; not the device); any other state, or one that
-does not load, is set aside with one line and the pretraining starts from epoch 1.
+does not load or fails its checksum (the whole state is stored as one byte tensor with its sha256,
+so a flipped weight or generator byte is caught), is set aside with one line and the
+pretraining starts from epoch 1.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -25,7 +28,7 @@ import torch
 from ssd.errors import one_line
 from ssd.utils import atomic_write_bytes
 
-FORMAT = "ssd-pretrain-resume/1"
+FORMAT = "ssd-pretrain-resume/2"  # /2: the state is held as bytes with their sha256 (a damaged copy is refused)
 NAME = "resume.pt"
 
 
@@ -65,7 +68,27 @@ def save_state(path: Path, settings: dict[str, Any], fit: FitState, model: dict[
     torch.save({"format": FORMAT, "settings": settings, "epoch": fit.epoch, "optimizer": fit.optimizer,
                 "generator": fit.generator, "rng": fit.rng, "model": cpu, "history": history, "best": best,
                 "code_version": code_version}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    write_state(path, buf.getvalue())
+
+
+def write_state(path: Path, inner: bytes) -> None:
+    """`inner` (a torch.save of the state) as one byte tensor with its sha256, atomically: the
+    whole state is checksummed, as checkpoints are, so flipped bytes anywhere are caught."""
+    outer = io.BytesIO()
+    torch.save({"format": FORMAT, "sha256": hashlib.sha256(inner).hexdigest(),
+                "state": torch.frombuffer(bytearray(inner), dtype=torch.uint8)}, outer)
+    atomic_write_bytes(path, outer.getvalue())
+
+
+def read_state(path: Path) -> Any:
+    """The state `write_state` wrote; ValueError when it is another format or fails its checksum."""
+    outer = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(outer, dict) or outer.get("format") != FORMAT or not torch.is_tensor(outer.get("state")):
+        raise ValueError("not a resumable pretraining state of this version")
+    inner = outer["state"].numpy().tobytes()
+    if hashlib.sha256(inner).hexdigest() != outer.get("sha256"):
+        raise ValueError("checksum mismatch: damaged")
+    return torch.load(io.BytesIO(inner), map_location="cpu", weights_only=True)
 
 
 def load_state(path: Path, settings: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any] | None:
@@ -74,7 +97,7 @@ def load_state(path: Path, settings: dict[str, Any], say: Callable[[str], None])
     if not path.is_file():
         return None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = read_state(path)
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:
             raise ValueError("not a resumable pretraining state")
         for key in ("settings", "epoch", "optimizer", "generator", "rng", "model", "history", "best"):

@@ -18,3 +18,13 @@ def zero_largest_tensor(path: Path) -> None:
     start = off + 30 + name_len + extra_len
     raw[start:start + info.file_size] = bytes(info.file_size)
     path.write_bytes(bytes(raw))
+
+
+def flip_bytes_of(path: Path, content: bytes, n: int) -> None:
+    """Flip (invert) the first `n` bytes of `content` where it is stored in `path`: a tensor's
+    bytes damaged in place, whatever the file's layout, the file still loading."""
+    raw = bytearray(path.read_bytes())
+    at = raw.find(content)
+    assert at >= 0, "content not found in the file"
+    raw[at:at + n] = bytes(b ^ 0xFF for b in raw[at:at + n])
+    path.write_bytes(bytes(raw))

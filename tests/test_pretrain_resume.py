@@ -7,6 +7,7 @@ is what is left). Tiny Digits, one torch thread: training is deterministic on CP
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from tiny_digits import same_state, tiny
 import ssd.train as train
 from ssd.checkpoint import read_checkpoint
 from ssd.errors import UserError
-from ssd.resume import NAME
+from ssd.resume import NAME, read_state, write_state
 
 SETTINGS = {"epochs": 4, "batch_size": 32, "lr": 1e-3}
 
@@ -105,6 +106,34 @@ def test_state_of_other_settings_or_damaged_is_not_resumed(tmp_path: Path, monke
     assert same_state(published(out)[0], published(tmp_path / "whole")[0])
 
 
+def _state_tensors(path: Path) -> dict:
+    """The resumable state's tensors, read as stored (the checksummed layout holds the state as bytes)."""
+    obj = read_state(path)
+    return {"weight": obj["model"]["fc1.weight"], "generator": obj["generator"]}
+
+
+@pytest.mark.parametrize(("part", "n"), [("weight", 40), ("generator", 400)])
+def test_damaged_but_loadable_state_is_set_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str], one_thread: None,
+                                                part: str, n: int) -> None:
+    """Issue 21: 40 bytes of a weight or 400 bytes of the generator state flipped in resume.pt
+    still loaded, resumed, and published a "complete" checkpoint that differed from an
+    uninterrupted run. The state is checksummed as checkpoints are: set aside, from epoch 1."""
+    from damage import flip_bytes_of
+
+    out = tmp_path / "out"
+    with pytest.raises(Killed):
+        run(out, monkeypatch, kill_after=2)
+    tensor = _state_tensors(out / NAME)[part]
+    flip_bytes_of(out / NAME, tensor.contiguous().view(torch.uint8).numpy().tobytes()[:n], n)
+    capsys.readouterr()
+    assert run(out, monkeypatch) == [1, 2, 3, 4]
+    err = capsys.readouterr().err
+    assert "checksum" in err and "from epoch 1" in err
+    assert run(tmp_path / "whole", monkeypatch) == [1, 2, 3, 4]
+    assert same_state(published(out)[0], published(tmp_path / "whole")[0])
+
+
 def test_fit_start_continues_the_loop(one_thread: None) -> None:
     """fit() alone: 2 epochs, then 2 more from the state it reported, equal 4 epochs at once."""
     from models import build_model
@@ -135,9 +164,11 @@ def test_state_from_another_kind_of_device_is_not_resumed(tmp_path: Path, monkey
     out = tmp_path / "out"
     with pytest.raises(Killed):
         run(out, monkeypatch, kill_after=2)
-    state = torch.load(out / NAME, weights_only=True)
+    state = read_state(out / NAME)
     state["generator"] = torch.zeros(16, dtype=torch.uint8)
-    torch.save(state, out / NAME)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_state(out / NAME, buf.getvalue())  # a well-formed state, checksum and all
     capsys.readouterr()
     assert run(out, monkeypatch) == [1, 2, 3, 4]
     assert "made on another kind of device; pretraining from epoch 1" in capsys.readouterr().err

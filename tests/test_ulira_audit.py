@@ -54,3 +54,28 @@ def test_every_shadow_reference_and_audited_model_starts_from_its_own_weights(di
         torch.manual_seed(s)
         fresh = factory().fc1.weight.detach()
         assert not any(torch.equal(fresh, w) for w in inits), s
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_ensemble_training_gives_each_model_its_own_steps(digits, optimizer: str) -> None:
+    """fit_ensemble's model 0 among three ends one epoch with the weights it gets trained alone
+    (same initialisation, same batches). Fails when the loss is averaged over the models
+    instead of summed (SGD's rate divided by K; for Adam, ε weighs K times more): measured,
+    both cases fail with the mean."""
+    from ssd.privacy.ensemble import Ensemble, fit_ensemble
+    from ssd.schedules import Schedule
+
+    train, _ = digits
+    pool = train.subset(torch.arange(48))
+    members = torch.zeros(3, 48, dtype=torch.bool)
+    for k in range(3):
+        members[k, torch.randperm(48, generator=torch.Generator().manual_seed(k))[:24]] = True
+    schedule = Schedule(optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 1e-2, warmup_epochs=0,
+                        batch_size=8, epochs=1, milestones=(), augment=False)
+    factory = _factory(train.info)
+    three, alone = Ensemble(factory, 3, seed=7), Ensemble(factory, 1, seed=7)
+    assert torch.equal(three.params["fc2.weight"][0], alone.params["fc2.weight"][0])
+    fit_ensemble(three, pool, members, schedule, seed=3)
+    fit_ensemble(alone, pool, members[:1], schedule, seed=3)
+    for name, p in alone.params.items():
+        assert torch.allclose(three.params[name][0], p[0], atol=1e-5), name
