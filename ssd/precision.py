@@ -91,12 +91,21 @@ def _flag_owner(name: str) -> tuple[Any, str]:
     return (torch.backends.cuda.matmul if group == "matmul" else torch.backends.cudnn), attr
 
 
+def _read_flag(name: str) -> bool:
+    owner, attr = _flag_owner(name)
+    try:
+        return bool(getattr(owner, attr))
+    except RuntimeError:  # torch ≥ 2.9 refuses the legacy read once the new fp32_precision API was used
+        new = torch.backends.cuda.matmul if name.startswith("matmul") else torch.backends.cudnn.conv
+        return new.fp32_precision == "tf32"
+
+
 def set_flags(flags: dict[str, bool]) -> dict[str, bool]:
     """Set torch.backends switches named as in :func:`cuda_flags`; returns their previous values."""
     old = {}
     for name, value in flags.items():
         owner, attr = _flag_owner(name)
-        old[name] = bool(getattr(owner, attr))
+        old[name] = _read_flag(name)
         setattr(owner, attr, value)
     return old
 

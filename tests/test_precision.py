@@ -100,6 +100,12 @@ def test_cuda_switches_are_set_inside_and_restored_after() -> None:
     finally:
         prec.set_flags(before)
     assert prec.cuda_flags("bf16") == {"matmul.allow_tf32": True, "cudnn.allow_tf32": True, "cudnn.benchmark": True}
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # a caller that used torch's newer TF32 API
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
+        with prec.precision_scope("fp32", "cuda"):
+            assert not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32
+        prec.set_flags(before)
 
 
 def test_channels_last_only_on_cuda() -> None:
