@@ -31,7 +31,9 @@
 from __future__ import annotations
 
 import gc
+import math
 import os
+import socket
 import sys
 import time
 from collections import deque
@@ -121,12 +123,26 @@ def _remote_execute(job: Job, ctx: dict[str, Any]) -> Outcome:
         free_device_memory(None, keep=None)  # the run's own tensors are gone: its cached blocks too
 
 
+def reachable(address: str, timeout: float = 5.0) -> None:
+    """Raise ConnectionError when nothing accepts a TCP connection at a HOST:PORT address (also
+    ray://HOST:PORT); "auto" and addresses without a port are left to Ray."""
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ConnectionError(f"nothing answers at {hostport} ({one_line(err)})") from None
+
+
 class RayBackend:
     name = "ray"
 
     def __init__(self, cache_dir: str | Path = "cache", address: str | None = None, cpus_per_run: float = 1.0,
                  gpus_per_run: float = 1.0, num_cpus: int | None = None, **_options: Any) -> None:
-        if cpus_per_run <= 0 or gpus_per_run <= 0 or (gpus_per_run > 1 and gpus_per_run % 1):
+        if not (math.isfinite(cpus_per_run) and math.isfinite(gpus_per_run)) or cpus_per_run <= 0 \
+                or gpus_per_run <= 0 or (gpus_per_run > 1 and gpus_per_run % 1):  # nan/inf passed "> 0" checks
             raise UserError(f"--cpus-per-run must be > 0 and --gpus-per-run a fraction ≤ 1 or a whole number, "
                             f"got {cpus_per_run} and {gpus_per_run}")
         self.cache_dir = str(cache_dir)
@@ -149,6 +165,8 @@ class RayBackend:
             if self.address is None and self.num_cpus is not None:
                 opts["num_cpus"] = self.num_cpus
             try:
+                if self.address:
+                    reachable(self.address)  # nothing listening: one line now, not minutes of Ray retrying
                 ray.init(address=self.address or "local", **opts)  # "local": never a `ray start` cluster by chance
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise UserError(f"cannot start or reach Ray at {self.address or 'a new local instance'} "
