@@ -179,7 +179,8 @@ def throughput(check: Any, deadline: float) -> dict[str, Any]:
             set_precision(dev, prec)
             r = probe(net, dataset, device=str(dev), model_options=options, precision=prec, budget=budget,
                       train_batches=size(check, "train_batches"), fwd_batches=size(check, "fwd_batches"),
-                      psg_chunk=size(check, "chunk"), channels_last=cl, flops=True)
+                      psg_chunk=size(check, "chunk"), channels_last=cl, flops=True,
+                      imp_batches=size(check, "train_batches")[:1])
             out[key] = r.to_dict()
             top = max(r.train.items())[1]
             check.say(f"  {key}: train {', '.join(f'b{b} {v:,.0f}' for b, v in sorted(r.train.items()))} img/s; "

@@ -55,7 +55,7 @@ def expected(method: str, cfg: object, splits: object, task: str) -> Counter:
               len(splits.retain_eval), splits.num_classes, len(splits.train.info.fine_classes or ()) or splits.num_classes)
     out: Counter = Counter()
     for w in method_work(method, cfg, z, task=task, net="ConvNet", dataset=splits.train.info.name):
-        kind = "grad" if w.kind == "train" else w.kind
+        kind = "grad" if w.kind in ("train", "imp") else w.kind
         # NTK's Jacobian is one forward per sample and C backward passes (the model prices C)
         out[kind] += w.images / (z.classes if method == "ntk" and w.kind == "psg" else 1)
     return out

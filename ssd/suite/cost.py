@@ -4,8 +4,10 @@ A run's work is a list of :class:`Work` items — so many images through the net
 kind, at one batch size:
 
 * ``train``: forward + backward + optimiser step in train mode (retrain, fine-tuning, …);
-* ``grad``: forward + backward without a step (SSD's importances, SalUn's saliency), priced
-  as ``train`` (the step is a small part of it);
+* ``grad``: forward + backward without a step (SalUn's saliency, UNSIR's noise), priced as
+  ``train`` (the step is a small part of it);
+* ``imp``: SSD's importance passes (forward + backward), which run in true float32 whatever the
+  run's precision (ssd/precision.py importance_scope): the probe times them so;
 * ``fwd``: forward under no_grad (teachers, JiT's perturbed copies, the evaluation);
 * ``psg``: per-sample gradients from ``torch.func`` (Fisher's C gradients per sample, NTK's
   Jacobian rows, SSD's sample mode), counted in sample-gradients;
@@ -28,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-KINDS = ("train", "grad", "fwd", "psg", "flop")
+KINDS = ("train", "grad", "imp", "fwd", "psg", "flop")
 EVAL_BATCH = 512  # ssd.metrics.evaluate's batch size
 RUN_OVERHEAD_S = 0.5  # per run: copying the model, building the split, writing the row (not measured)
 # Standard split sizes (train, test), so the paper grid is priced without CIFAR on disk.
@@ -173,7 +175,7 @@ def ssd_work(cfg: Any, z: Sizes, *, d_cached: bool) -> list[Work]:
     from ssd.methods.alpha_select import effective_reference
 
     d = z.train if effective_reference(cfg) == "full" else z.retain
-    kind = "psg" if cfg.mode == "sample" else "grad"
+    kind = "psg" if cfg.mode == "sample" else "imp"
     batch = cfg.chunk_size if kind == "psg" else cfg.batch_size
     out = [] if d_cached else [Work(kind, d, batch, "importances on D")]
     return [*out, Work(kind, z.forget, batch, "importances on Df")]

@@ -28,7 +28,7 @@ from ssd.suite.cost import (
 )
 from ssd.suite.probe import Rates
 
-RatesFor = Callable[[str, str, dict[str, Any], set[int], set[int], int | None, bool], Rates]
+RatesFor = Callable[[str, str, dict[str, Any], set[int], set[int], int | None, bool, set[int]], Rates]
 
 
 def base_sizes(dataset: str, data_root: str | None) -> tuple[int, int]:
@@ -179,7 +179,7 @@ def measure(suite: dict[str, Any], priced: Sequence[tuple[Any, list[Work]]], dev
     needs: dict[tuple[Any, ...], tuple[Any, dict[str, set[int]]]] = {}
     for spec, work in priced:
         _, kinds = needs.setdefault(probe_key(suite, spec), (spec, {"train": set(), "fwd": set(), "psg": set(),
-                                                                     "flop": set()}))
+                                                                     "flop": set(), "imp": set()}))
         for w in work:
             kinds["train" if w.kind == "grad" else w.kind].add(w.effective_batch)
     out = {}
@@ -188,7 +188,7 @@ def measure(suite: dict[str, Any], priced: Sequence[tuple[Any, list[Work]]], dev
         ends = lambda s: {min(s), max(s)} if s else set()  # noqa: E731
         out[k] = rates_for(spec.net, spec.dataset, options, ends(kinds["train"]) or {64},
                            ends(kinds["fwd"]) or {EVAL_BATCH}, min(kinds["psg"]) if kinds["psg"] else None,
-                           bool(kinds["flop"]))
+                           bool(kinds["flop"]), ends(kinds["imp"]))
     return out
 
 
@@ -228,8 +228,9 @@ def print_estimate(est: dict[str, Any], workers: Sequence[int], *, note: str = "
         tr = ", ".join(f"b{b} {v:,.0f}" for b, v in sorted(r.train.items()))
         fw = ", ".join(f"b{b} {v:,.0f}" for b, v in sorted(r.fwd.items()))
         ps = ", ".join(f"chunk {b} {v:,.0f}" for b, v in sorted(r.psg.items()))
+        im = ", ".join(f"b{b} {v:,.0f}" for b, v in sorted(r.imp.items()))
         print(f"probe {r.net} on {r.device}: train {tr} img/s; forward {fw} img/s"
-              f"{'; per-sample grads ' + ps + '/s' if ps else ''}; build {r.build_s:.2f} s ({r.probe_s:.1f} s probe)")
+              f"{'; per-sample grads ' + ps + '/s' if ps else ''}{'; importances (fp32) ' + im + ' img/s' if im else ''}; build {r.build_s:.2f} s ({r.probe_s:.1f} s probe)")
     print(f"{'net':9} {'method':16} {'runs':>5} {'per run':>10} {'total':>10}")
     for (net, method), secs in by.items():
         print(f"{net:9} {method:16} {len(secs):5d} {hours(sum(secs) / len(secs)):>10} {hours(sum(secs)):>10}")
@@ -295,7 +296,7 @@ def rates_from_file(path: str | Path) -> dict[str, Rates]:
     for net, d in data.items():
         if not isinstance(d, dict):
             continue
-        conv = {k: {int(b): float(v) for b, v in d.get(k, {}).items()} for k in ("train", "fwd", "psg")}
+        conv = {k: {int(b): float(v) for b, v in d.get(k, {}).items()} for k in ("train", "fwd", "psg", "imp")}
         out[net] = Rates(net=net, device=str(d.get("device", path)), build_s=float(d.get("build_s", 0.0)),
                          copy_s=float(d.get("copy_s", 0.0)), flops=float(d.get("flops", 0.0)),
                          params=int(d.get("params", 0)), **conv)
@@ -312,14 +313,14 @@ def dry_run_estimate(suite: dict[str, Any], grid: Sequence[Any], cfgs: Sequence[
     precision, channels_last = grid[0].precision, grid[0].channels_last  # the suite's (ssd/precision.py)
 
     def rates_for(net: str, dataset: str, options: dict[str, Any], train: set[int], fwd: set[int],
-                  psg: int | None, flops: bool) -> Rates:
+                  psg: int | None, flops: bool, imp: set[int]) -> Rates:
         if given is not None:
             if net not in given:
                 raise UserError(f"--rates {args.rates} has no rates for {net} (it has {', '.join(given) or 'none'})")
             return given[net]
         return probe(net, dataset, device=device, model_options=options, precision=precision,
                      budget=args.probe_budget, train_batches=tuple(sorted(train)), fwd_batches=tuple(sorted(fwd)),
-                     psg_chunk=psg, flops=flops, channels_last=bool(channels_last))
+                     psg_chunk=psg, flops=flops, channels_last=bool(channels_last), imp_batches=tuple(sorted(imp)))
 
     sweeps = [] if args.no_sweeps else sweep_work(suite, args, device)
     est = estimate(suite, grid, cfgs, rates_for, sweeps=sweeps)

@@ -38,6 +38,7 @@ class Rates:
     train: dict[int, float] = field(default_factory=dict)
     fwd: dict[int, float] = field(default_factory=dict)
     psg: dict[int, float] = field(default_factory=dict)
+    imp: dict[int, float] = field(default_factory=dict)  # SSD's importance passes (true float32)
     build_s: float = 0.0
     copy_s: float = 0.0
     probe_s: float = 0.0
@@ -47,13 +48,13 @@ class Rates:
     def rate(self, kind: str, batch: int) -> float:
         if kind == "flop":
             return self.flops or 1e10  # not probed: 10 GFLOP/s
-        table = {"train": self.train, "grad": self.train, "fwd": self.fwd, "psg": self.psg}[kind]
-        if not table and kind == "psg":  # not probed: a per-sample gradient costs at least a train image
+        table = {"train": self.train, "grad": self.train, "imp": self.imp, "fwd": self.fwd, "psg": self.psg}[kind]
+        if not table and kind in ("psg", "imp"):  # not probed: at least a train image's cost
             table = self.train
         return interpolate(table, batch)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"net": self.net, "device": self.device, "train": self.train, "fwd": self.fwd, "psg": self.psg,
+        return {"net": self.net, "device": self.device, "train": self.train, "fwd": self.fwd, "psg": self.psg, "imp": self.imp,
                 "build_s": self.build_s, "copy_s": self.copy_s, "probe_s": self.probe_s, "flops": self.flops,
                 "params": self.params}
 
@@ -126,7 +127,8 @@ def _batches_forever(data: Any, batch: int, *, augment: bool) -> Iterator[tuple[
 def probe(net: str, dataset: str, *, device: str = "cpu", model_options: dict[str, Any] | None = None,
           precision: str | None = None, budget: float = 1.0, train_batches: tuple[int, ...] = TRAIN_BATCHES,
           fwd_batches: tuple[int, ...] = FWD_BATCHES, psg_chunk: int | None = None,
-          pretrained: str | None = None, channels_last: bool = False, flops: bool = False) -> Rates:
+          pretrained: str | None = None, channels_last: bool = False, flops: bool = False,
+          imp_batches: tuple[int, ...] = ()) -> Rates:
     """Measure `net`'s rates on `device` (randomly initialised; weights do not change the cost).
     `precision` and `channels_last` as a run has them (ssd/precision.py: None is tf32 on CUDA)."""
     from datasets import dataset_info
@@ -144,10 +146,11 @@ def probe(net: str, dataset: str, *, device: str = "cpu", model_options: dict[st
     copy.deepcopy(model)
     sync(dev)
     rates.copy_s = time.perf_counter() - t0
-    data = synthetic(info, max([*train_batches, *fwd_batches]), dev)
+    data = synthetic(info, max([*train_batches, *fwd_batches, *imp_batches]), dev)
     opt = torch.optim.SGD(model.parameters(), lr=1e-6)  # the cost of a step, not its result
     with precision_scope(precision, dev):  # the run's TF32/cudnn switches and bf16 autocast (ssd/precision.py)
-        _measure(rates, model, opt, data, dev, info.augment != "none", budget, train_batches, fwd_batches, psg_chunk)
+        _measure(rates, model, opt, data, dev, info.augment != "none", budget, train_batches, fwd_batches, psg_chunk,
+                 imp_batches)
     if flops:
         rates.flops = matmul_flops(dev, budget)
     rates.params = sum(p.numel() for p in model.parameters())
@@ -156,7 +159,8 @@ def probe(net: str, dataset: str, *, device: str = "cpu", model_options: dict[st
 
 
 def _measure(rates: Rates, model: nn.Module, opt: torch.optim.Optimizer, data: Any, dev: torch.device, augment: bool,
-             budget: float, train_batches: tuple[int, ...], fwd_batches: tuple[int, ...], psg_chunk: int | None) -> None:
+             budget: float, train_batches: tuple[int, ...], fwd_batches: tuple[int, ...], psg_chunk: int | None,
+             imp_batches: tuple[int, ...]) -> None:
     for b in train_batches:
         stream = _batches_forever(data, b, augment=augment)
         model.train()
@@ -181,6 +185,17 @@ def _measure(rates: Rates, model: nn.Module, opt: torch.optim.Optimizer, data: A
 
         used, r = timed_steps(fwd_step, b, dev, budget)
         rates.fwd[used] = r
+    for b in imp_batches:  # SSD's importances: forward + backward in true float32, eval mode, no step
+        stream = _batches_forever(data, b, augment=False)
+
+        def imp_step(n: int, stream: Iterator[Any] = stream) -> None:
+            x, y = next(stream)
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x[:n]), y[:n]).backward()
+
+        with importance_scope(dev):
+            used, r = timed_steps(imp_step, b, dev, budget)
+        rates.imp[used] = r
     if psg_chunk:  # per-sample gradients in float32, as SSD's importances (vmap + autocast fails in CPU batch norm)
         with importance_scope(dev):
             rates.psg[psg_chunk] = _psg_rate(model, data, psg_chunk, dev, budget)
