@@ -101,10 +101,10 @@ def _ensemble(scale: int, device: str) -> None:
     ens.predict(train, batch_size=BATCH)
 
 
-def _method(name: str) -> Callable[[int, str], None]:
+def _method(name: str, **extra: Any) -> Callable[[int, str], None]:
     entry = METHODS.get(name)
     fields = set(entry.config.__dataclass_fields__)
-    settings: dict[str, Any] = {k: v for k, v in {**SMALL, **ONLY.get(name, {})}.items() if k in fields}
+    settings: dict[str, Any] = {k: v for k, v in {**SMALL, **ONLY.get(name, {}), **extra}.items() if k in fields}
 
     def run(scale: int, device: str) -> None:
         cfg = entry.config(seed=0, progress=True, device=device, **settings)
@@ -116,6 +116,8 @@ def _method(name: str) -> Callable[[int, str], None]:
 COMPONENTS: dict[str, Callable[[int, str], None]] = {
     "train epoch": _train, "importances": _importances, "evaluation": _evaluation, "shadow ensemble": _ensemble,
     **{f"method {name}": _method(name) for name in METHODS.names()},
+    "method ssd alpha=auto": _method("ssd", alpha="auto"),
+    "method ssd alpha=search": _method("ssd", alpha="search", search_alphas=[1.0, 10.0]),
 }
 
 
