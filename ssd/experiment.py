@@ -114,16 +114,18 @@ class Session:
         return AuditScope(spec.net, spec.dataset, spec.data_root, spec.device, self.data(spec, True),
                           self.cache_dir, self.ulira_shadows)
 
-    def retrained_path(self, net: str, split_hash: str) -> Path:
-        return self.cache_dir / "retrained" / f"{net}-{split_hash[:24]}.pt"
+    def retrained_path(self, net: str, split_hash: str, precision: str | None = None) -> Path:
+        """Where a split's retrained reference is kept; one per precision (`precision` from the
+        split's context: none for fp32, so fp32 references keep their files)."""
+        return self.cache_dir / "retrained" / f"{net}-{split_hash[:24]}{'-' + precision if precision else ''}.pt"
 
     def save_retrained(self, net: str, splits: Splits, model: nn.Module, config: dict[str, Any]) -> None:
         """Keep the retrained model of this split: later runs of any method (here or in another
         process) score their activation distance to it. The retrain settings that made it are
         also kept in a small file beside it, so a damaged copy is rebuilt with those settings."""
-        key = splits.context["split_hash"]
-        self.retrained[f"{net}/{key}"] = model_copy(model, "cpu").eval()  # off the device between uses
-        path = self.retrained_path(net, key)
+        key, tag = splits.context["split_hash"], splits.context.get("precision")
+        self.retrained[f"{net}/{key}/{tag}"] = model_copy(model, "cpu").eval()  # off the device between uses
+        path = self.retrained_path(net, key, tag)
         try:
             atomic_write_bytes(path.with_suffix(".json"), json.dumps({"config": config}, default=str).encode())
             save_checkpoint(path, model,
@@ -151,9 +153,9 @@ class Session:
         it on the device, until that run drops it. A damaged file (checksum, NaN, unreadable) is
         never used: one note, then `rebuild(settings)` retrains it with the retrain settings it
         was made with (None when they are unknown)."""
-        key = splits.context["split_hash"]
-        path = self.retrained_path(net, key)
-        if f"{net}/{key}" not in self.retrained and path.is_file() and splits.model_factory:
+        key, tag = splits.context["split_hash"], splits.context.get("precision")
+        path = self.retrained_path(net, key, tag)
+        if f"{net}/{key}/{tag}" not in self.retrained and path.is_file() and splits.model_factory:
             try:
                 state, _ = read_checkpoint(path)
             except UserError as err:
@@ -162,8 +164,8 @@ class Session:
             else:
                 model = splits.model_factory()
                 model.load_state_dict(state)
-                self.retrained[f"{net}/{key}"] = model_copy(model, "cpu").eval()
-        kept = self.retrained.get(f"{net}/{key}")
+                self.retrained[f"{net}/{key}/{tag}"] = model_copy(model, "cpu").eval()
+        kept = self.retrained.get(f"{net}/{key}/{tag}")
         return None if kept is None else model_copy(kept, device or splits.forget.images.device).eval()
 
     def drop_models(self, keep: str | None = None) -> None:
@@ -255,6 +257,8 @@ def build_splits(spec: RunSpec, session: Session, checkpoint_sha: str, meta: dic
                "cache_dir": str(session.cache_dir)}
     if unavailable:
         context["references_unavailable"] = unavailable
+    if prec.key_fields(dataclasses.asdict(spec)).get("precision"):  # retrained references are kept per precision
+        context["precision"] = prec.effective_precision(spec.precision, spec.device)
     return make_splits(
         spec.task, train, test, forget_class=resolve_forget_class(spec), n_forget=int(n_forget),
         seed=spec.seed, retain_eval_size=spec.retain_eval_size, model_factory=None if unavailable else factory,
@@ -360,7 +364,8 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
             session.save_retrained(spec.net, splits, model, dataclasses.asdict(cfg))
 
         def rebuild(settings: dict[str, Any] | None) -> None:  # a damaged retrained reference
-            rcfg = retrain_config(settings, spec, session.retrained_path(spec.net, splits.context["split_hash"]))
+            rcfg = retrain_config(settings, spec, session.retrained_path(spec.net, splits.context["split_hash"],
+                                                                         splits.context.get("precision")))
             rcfg.progress = progress
             ref = METHODS.get("retrain").fn(copy.deepcopy(original), splits, rcfg)
             session.save_retrained(spec.net, splits, ref, dataclasses.asdict(rcfg))

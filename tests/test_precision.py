@@ -193,3 +193,23 @@ def test_the_suite_key_reaches_every_run_of_the_grid() -> None:
     assert {(s.precision, s.channels_last) for s in plain} == {(None, False)}
     assert {(s.precision, s.channels_last) for s in half} == {("bf16", True)}
     assert {_key(s) for s in half}.isdisjoint(_key(s) for s in plain)
+
+
+def test_retrained_references_are_kept_per_precision(ckpt: Path, tmp_path: Path, one_thread: None) -> None:
+    """A bf16 retrain is the reference of bf16 runs only: fp32 runs (whose file name is unchanged)
+    never score against it, in this session or from the cache folder."""
+    from ssd.experiment import build_splits
+
+    session = Session(tmp_path / "cache")
+    spec = _spec(weight_path=str(ckpt), method="retrain", overrides={"epochs": 1}, retain_eval_size=200,
+                 precision="bf16")
+    run_one(spec, session)
+    files = sorted(p.name for p in (tmp_path / "cache" / "retrained").glob("*.pt"))
+    assert len(files) == 1 and files[0].endswith("-bf16.pt")
+    _, meta = session.model(spec)
+    for fresh in (session, Session(tmp_path / "cache")):
+        fp32 = build_splits(dataclasses.replace(spec, precision=None), fresh, meta["sha256"], meta)
+        assert fresh.load_retrained("ConvNet", fp32, lambda _s: None) is None
+        half = build_splits(spec, fresh, meta["sha256"], meta)
+        assert fresh.load_retrained("ConvNet", half, lambda _s: None) is not None
+    assert session.retrained_path("ConvNet", "ab" * 32).name == "ConvNet-" + "ab" * 12 + ".pt"
