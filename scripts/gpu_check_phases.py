@@ -48,15 +48,6 @@ def sync(dev: Any) -> None:
         torch.cuda.synchronize(dev)
 
 
-def set_precision(dev: Any, name: str) -> None:
-    """The CUDA switches a run in precision `name` sets (helper D's ssd/precision.py: TF32 for
-    tf32 and bf16, cudnn.benchmark on); the probe adds bf16 autocast itself."""
-    from ssd.precision import cuda_flags, set_flags
-
-    if dev.type == "cuda":
-        set_flags(cuda_flags(name))
-
-
 def free(dev: Any) -> None:
     import torch
 
@@ -154,43 +145,54 @@ def env(check: Any, deadline: float) -> dict[str, Any]:
 
 def throughput(check: Any, deadline: float) -> dict[str, Any]:
     """Images/s of each net per precision (and channels_last for the conv net): train at the
-    method batch sizes' ends, forward, per-sample gradients. The fastest train setting per net
-    goes to the summary's "rates" (what `--dry-run --rates` prices a grid with)."""
+    method batch sizes' ends, forward; the first setting of each net also times SSD's fp32
+    importances, per-sample gradients and a matmul (they do not depend on the setting). Each net
+    gets an equal share of the phase. The fastest train setting per net goes to the summary's
+    "rates" (what `--dry-run --rates` prices a grid with)."""
     from ssd.suite.probe import probe
 
     dev = torch_device(check)
     tiny = check.args.tiny
     nets = [("ResNet18", {"width": size(check, "width")}, "FashionMNIST" if tiny else "Cifar10", True),
             ("SmallViT" if tiny else "ViT", {}, "FashionMNIST" if tiny else "Cifar10", False)]
-    settings = [("fp32", False), ("tf32", False), ("bf16", False), ("tf32", True), ("bf16", True)]
+    settings = [("fp32", False), ("bf16", False), ("tf32", False), ("bf16", True), ("tf32", True)]
     if tiny:  # each code path once
         settings = [("fp32", False), ("bf16", True)]
     budget = size(check, "budget")
     out: dict[str, Any] = {}
-    for net, options, dataset, conv in nets:
-        best = None
+    for i, (net, options, dataset, conv) in enumerate(nets):
+        net_deadline = time.monotonic() + (deadline - time.monotonic()) / (len(nets) - i)
+        best, first = None, None
         for prec, cl in settings:
             if cl and not conv:
                 continue
             key = f"{net} {prec}{' channels_last' if cl else ''}"
-            if time.monotonic() > deadline:
+            if time.monotonic() > net_deadline:
                 out[key] = {"status": "skipped", "why": "phase time ran out"}
                 continue
-            set_precision(dev, prec)
-            r = probe(net, dataset, device=str(dev), model_options=options, precision=prec, budget=budget,
-                      train_batches=size(check, "train_batches"), fwd_batches=size(check, "fwd_batches"),
-                      psg_chunk=size(check, "chunk"), channels_last=cl, flops=True,
-                      imp_batches=size(check, "train_batches")[:1])
+            extra = {} if first else {"psg_chunk": size(check, "chunk"), "flops": True,
+                                      "imp_batches": size(check, "train_batches")[:1]}
+            try:
+                r = probe(net, dataset, device=str(dev), model_options=options, precision=prec, budget=budget,
+                          train_batches=size(check, "train_batches"), fwd_batches=size(check, "fwd_batches"),
+                          channels_last=cl, **extra)
+            except Exception as err:  # noqa: BLE001  (e.g. no transformers for ViT: the other settings still run)
+                out[key] = {"status": "error", "error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
+                check.say(f"  {key}: {out[key]['error']}")
+                free(dev)
+                continue
+            first = first or r
+            r.psg, r.imp, r.flops = first.psg, first.imp, first.flops
             out[key] = r.to_dict()
             top = max(r.train.items())[1]
             check.say(f"  {key}: train {', '.join(f'b{b} {v:,.0f}' for b, v in sorted(r.train.items()))} img/s; "
-                      f"forward {max(r.fwd.items())[1]:,.0f}; per-sample grads {max(r.psg.items())[1]:,.0f}/s")
+                      f"forward {max(r.fwd.items())[1]:,.0f}; fp32 importances {max(r.imp.items())[1]:,.0f}; "
+                      f"per-sample grads {max(r.psg.items())[1]:,.0f}/s")
             if best is None or top > best[0]:
                 best = (top, key, r)
             free(dev)
         if best is not None:
             check.summary["rates"][net] = {**best[2].to_dict(), "setting": best[1]}
-    set_precision(dev, "tf32")
     return out
 
 
@@ -211,8 +213,6 @@ def syncs(check: Any, deadline: float) -> dict[str, Any]:
     """Host syncs per step in the hot loops: counted over n and 2n batches, so the fixed ones
     (set-up, the end of an epoch) cancel out."""
     dev = torch_device(check)
-    if dev.type != "cuda":
-        return {"status": "skipped", "why": "torch.cuda.set_sync_debug_mode counts CUDA syncs only"}
     from datasets import dataset_info
     from models import build_model
     from ssd.importance import compute_importances
@@ -222,18 +222,23 @@ def syncs(check: Any, deadline: float) -> dict[str, Any]:
     from ssd.train import fit
 
     info = dataset_info("Cifar10")
-    model = build_model("ResNet18", info, width=64).to(dev)
-    data = synthetic(info, 64 * 40, dev)
-    sched = load_schedule("ResNet18", "Cifar10", epochs=1, batch_size=64)
+    b = size(check, "train_batches")[0]
+    model = build_model("ResNet18", info, width=size(check, "width")).to(dev)
+    data = synthetic(info, b * 30, dev)
+    sched = load_schedule("ResNet18", "Cifar10", epochs=1, batch_size=b)
     loops = {"training (fit, progress on)": lambda d: fit(model, d, sched, progress=True),
-             "SSD importances": lambda d: compute_importances(model, d, mode="batch", batch_size=64, device=dev),
-             "evaluation (predict_logits)": lambda d: predict_logits(model, d, batch_size=64)}
+             "SSD importances": lambda d: compute_importances(model, d, mode="batch", batch_size=b, device=dev),
+             "evaluation (predict_logits)": lambda d: predict_logits(model, d, batch_size=b)}
+    if dev.type != "cuda":  # the loops run once (so this phase cannot rot), uncounted
+        for loop in loops.values():
+            loop(data.subset(range(2 * b)))
+        return {"status": "skipped", "why": "torch.cuda.set_sync_debug_mode counts CUDA syncs only (loops ran)"}
     out = {}
     for name, loop in loops.items():
         if time.monotonic() > deadline:
             out[name] = "skipped: phase time ran out"
             continue
-        small, big = data.subset(range(64 * 10)), data.subset(range(64 * 30))
+        small, big = data.subset(range(b * 10)), data.subset(range(b * 30))
         loop(small)  # warm-up
         a, b = count_syncs(lambda f=loop, d=small: f(d)), count_syncs(lambda f=loop, d=big: f(d))
         out[name] = {"syncs_10_batches": a, "syncs_30_batches": b, "per_step": (b - a) / 20}
