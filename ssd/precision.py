@@ -114,7 +114,10 @@ def autocast(effective: str, device: str | torch.device) -> contextlib.AbstractC
     """bf16 autocast on `device`'s type for a bf16 run; nothing otherwise."""
     if effective != "bf16":
         return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    # No cast cache: autocast keeps the bf16 copy of each weight until the region is left, and this
+    # region spans a whole method, so with the cache every forward after the first optimiser step
+    # (or in-place weight edit) would still see the first step's weights: training would not learn.
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, cache_enabled=False)
 
 
 @contextlib.contextmanager

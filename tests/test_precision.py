@@ -74,6 +74,19 @@ def test_cpu_default_scope_changes_nothing_and_bf16_autocasts() -> None:
         with prec.importance_scope("cpu"):
             assert layer(x).dtype == torch.float32
     assert not torch.is_autocast_enabled("cpu") and layer(x).dtype == torch.float32
+    with prec.precision_scope("bf16", "cpu"):  # one region spans a whole method: weights edited in it are seen
+        layer(x)
+        with torch.no_grad():
+            layer.weight.zero_()
+        assert torch.equal(layer(x).float(), layer.bias.to(torch.bfloat16).float().expand(2, 4))
+
+
+def test_bf16_training_learns(one_thread: None) -> None:
+    """Three epochs on Digits in bf16 reach what fp32 reaches (measured 86.2 % vs 87.2 % train
+    accuracy); with autocast's weight cache over the whole run it stayed at 7 % (the first step's
+    weights were used for every forward)."""
+    half = pretrain("ConvNet", "Digits", epochs=3, out=None, progress=False, log=None, precision="bf16")
+    assert half.history[-1].train_acc > 70.0 and half.history[-1].loss < 1.0
 
 
 def test_cuda_switches_are_set_inside_and_restored_after() -> None:
