@@ -105,3 +105,19 @@ def test_set_reaches_one_entry_of_a_suite_table() -> None:
                      ("width.x=1", "not a table")):
         with pytest.raises(UserError, match=why):
             apply_sets(suite, [bad])
+
+
+@pytest.mark.parametrize("with_plain", [True, False])
+def test_two_audits_of_one_run_are_said_not_silently_merged(capsys: pytest.CaptureFixture[str],
+                                                            with_plain: bool) -> None:
+    """Issue 21: two U-LiRA audits of one run (`ulira_settings.seed` 0 and 1) in one file: the
+    report silently kept the last (with the grid's row), or, without it, counted the one run as
+    two. Now the first recorded audit is shown, once, and stderr says there were two and how
+    they differ."""
+    plain = _row(_spec(), Df=90.0)
+    first = _row(_spec(ulira=16), Df=90.0, ULiRA_auc=0.8)
+    second = _row(_spec(ulira=16, ulira_settings={"seed": 1}), Df=90.0, ULiRA_auc=0.6)
+    rows = load_rows(([plain] if with_plain else []) + [first, second])
+    assert [(r["method"], r["seed"], r["metrics"]["ULiRA_auc"]) for r in rows] == [("ssd", 0, 0.8)]
+    err = capsys.readouterr().err
+    assert "2 U-LiRA audits of one run" in err and "ulira_settings" in err and "{'seed': 1}" in err

@@ -48,8 +48,15 @@ def load_rows(source: RowsOrPaths) -> list[Row]:
         print(f"note: {len(rows) - len(unique)} duplicate row(s) (a run recorded twice) were counted once",
               file=sys.stderr)
     plain = {k: unaudited_key(r) for k, r in unique.items()}  # None unless the row carries an audit
-    audits = {p: unique[k] for k, p in plain.items() if p is not None}
-    kept = [with_audit(r, audits[k]) if k in audits else r for k, r in unique.items() if plain[k] not in unique]
+    audits: dict[str, list[Any]] = {}
+    for k, p in plain.items():
+        if p is not None:
+            audits.setdefault(p, []).append(k)
+    for line in several_audits(unique, audits):
+        print(f"note: {line}", file=sys.stderr)
+    extra = {k for ks in audits.values() for k in ks[1:]}  # later audits of a run: the first is shown
+    kept = [with_audit(r, unique[audits[k][0]]) if k in audits else r for k, r in unique.items()
+            if plain[k] not in unique and k not in extra]
     if len(kept) < len(unique):
         print(f"note: {len(unique) - len(kept)} run(s) recorded both in a grid and with their U-LiRA audit are "
               "shown once: the grid's row with the audit's figures", file=sys.stderr)
@@ -57,6 +64,21 @@ def load_rows(source: RowsOrPaths) -> list[Row]:
     for line in mixed_cells(kept):
         print(f"note: {line}", file=sys.stderr)
     return kept
+
+
+def several_audits(unique: dict[Any, Row], audits: dict[str, list[Any]]) -> list[str]:
+    """One line per run audited more than once (say with `ulira_settings.seed` 0 and 1): the
+    report shows the first recorded audit, once; the line names how the audits differ."""
+    lines = []
+    for keys in audits.values():
+        if len(keys) > 1:
+            runs = [(unique[k].get("config") or {}).get("run") or {} for k in keys]
+            how = "; ".join(f"ulira={r.get('ulira')} ulira_settings={r.get('ulira_settings') or {}}" for r in runs)
+            row = unique[keys[0]]
+            lines.append(f"{len(keys)} U-LiRA audits of one run ({row.get('method')} {row.get('task')} seed "
+                         f"{row.get('seed')}: {how}); the report shows the first recorded one; put each audit "
+                         "in its own results file to compare them")
+    return lines
 
 
 def with_audit(row: Row, audited: Row) -> Row:
