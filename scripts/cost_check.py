@@ -60,17 +60,25 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="a new folder for the results, cache, estimate and check")
     p.add_argument("suite_args", nargs=argparse.REMAINDER, help="-- then the suite's arguments")
+    p.add_argument("--estimate-again", action="store_true",
+                   help="in an --out folder a check already ran in: a new dry run (estimate2.json) against the "
+                        "suite measured there (the same results file and wall time)")
     a = p.parse_args(argv)
     args = [x for x in a.suite_args if x != "--"]
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=False)
-    suite(args, out, ["--dry-run", "--estimate-json", str(out / "estimate.json")])
-    wall = suite(args, out, [])
-    estimate = json.loads((out / "estimate.json").read_text())
+    name = "estimate2.json" if a.estimate_again else "estimate.json"
+    if a.estimate_again:
+        wall = json.loads((out / "check.json").read_text())["measured_wall_s"]
+        suite(args, out, ["--dry-run", "--estimate-json", str(out / name)])
+    else:
+        out.mkdir(parents=True, exist_ok=False)
+        suite(args, out, ["--dry-run", "--estimate-json", str(out / name)])
+        wall = suite(args, out, [])
+    estimate = json.loads((out / name).read_text())
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
     result = compare(estimate, rows, wall)
     result["suite_args"] = args
-    (out / "check.json").write_text(json.dumps(result, indent=1))
+    (out / ("check2.json" if a.estimate_again else "check.json")).write_text(json.dumps(result, indent=1))
     print(f"{'method':18} {'runs':>4} {'predicted':>10} {'measured':>10} {'ratio':>6}")
     for m, v in result["per_method"].items():
         print(f"{m:18} {v['runs']:4d} {v['predicted_s']:9.2f}s {v['measured_s']:9.2f}s {v['ratio']:6.2f}")

@@ -92,9 +92,10 @@ def sync(device: torch.device) -> None:
 def timed_steps(step: Callable[[int], None], batch: int, device: torch.device, budget: float,
                 max_steps: int = 10) -> tuple[int, float]:
     """(batch used, images per second). The batch grows from 2 by doubling up to `batch`
-    while a step stays under a sixth of `budget` (so a ViT on a CPU is timed at a few
-    images), then one warm-up step at that batch and timed steps until `budget` seconds
-    (at least 2, at most `max_steps`)."""
+    while the next step would stay under half the `budget` (so a ViT on a CPU is timed at a
+    few images; a per-image rate from 2 images overstates a small net's cost several times
+    over: measured on this CPU, docs/gpu.md), then one warm-up step at that batch and timed
+    steps until `budget` seconds (at least 2, at most `max_steps`)."""
     used = min(batch, 2)
     step(used)  # the first call pays for initialisation, not for the images
     while used < batch:
@@ -103,7 +104,7 @@ def timed_steps(step: Callable[[int], None], batch: int, device: torch.device, b
         step(used)
         sync(device)
         nxt = min(batch, 2 * used)
-        if (time.perf_counter() - t0) * nxt / used > budget / 6:
+        if (time.perf_counter() - t0) * nxt / used > budget / 2:
             break
         used = nxt
     step(used)  # warm-up at the batch used (cudnn autotuning, allocator)
