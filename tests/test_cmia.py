@@ -33,7 +33,8 @@ def test_neighbours_are_the_references_nearest_classes_never_the_forgotten_one()
     ref = torch.log(torch.tensor([[0.50, 0.30, 0.15, 0.05], [0.60, 0.05, 0.30, 0.05]]))
     assert neighbour_classes(ref, 0, 2) == [2, 1]  # means 0.225 and 0.175; class 0 (0.55) excluded
     assert neighbour_classes(ref, None, 1) == [0]
-    assert neighbour_classes(ref, 0, 9) == [2, 1, 3]  # at most the other classes
+    assert neighbour_classes(ref, 0, 9) == [2, 1]  # never every other class (their mass would be all of it)
+    assert neighbour_classes(ref, None, 9) == [0, 2, 1]
 
 
 def test_neighbour_deficit_is_minus_log_of_the_neighbours_mass() -> None:
