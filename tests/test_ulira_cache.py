@@ -83,3 +83,14 @@ def test_cache_key_holds_schedule_data_root_pool_and_code_version(digits, monkey
     monkeypatch.undo()  # the memory limit is not part of it
     assert shadow_cache.cache_key("ConvNet", "Digits", None, dataclasses.replace(SETTINGS, max_memory_gib=99.0),
                                   6, "arch", shadows) == base
+
+
+def test_an_unwritable_cache_location_costs_only_the_reuse(tmp_path: Path, digits, capsys, one_thread) -> None:
+    """Hunt: a folder where the cache file goes gave a traceback after the shadows trained."""
+    first = _shadows(tmp_path, digits)
+    (path,) = (tmp_path / "ulira").glob("*.pt")
+    path.unlink()
+    path.mkdir()
+    again = _shadows(tmp_path, digits)  # no traceback: trained, used, not kept
+    assert "could not keep the U-LiRA shadows" in capsys.readouterr().err
+    assert torch.equal(_weights(again)["fc2.weight"], _weights(first)["fc2.weight"])

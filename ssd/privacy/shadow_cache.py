@@ -53,12 +53,19 @@ def _tensors(shadows: ShadowSet) -> dict[str, torch.Tensor]:
     return out
 
 
-def save(path: Path, shadows: ShadowSet, key: dict[str, Any]) -> None:
+def save(path: Path, shadows: ShadowSet, key: dict[str, Any],
+         say: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> None:
+    """Keep the trained set in `path`; a location that cannot be written (say a folder of that
+    name) costs only the reuse: one note, and the audit goes on with the set in memory."""
     tensors = _tensors(shadows)
     buf = io.BytesIO()
     torch.save({"format": FORMAT, "key": json.dumps(key, sort_keys=True), "tensors": tensors,
                 "sha256": sha256_tensors(tensors), "train_seconds": shadows.train_seconds}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as err:
+        say(f"note: could not keep the U-LiRA shadows in {path} ({one_line(err)}); this audit goes on without "
+            "the cache")
 
 
 def load_into(path: Path, shadows: ShadowSet, key: dict[str, Any],
