@@ -1,4 +1,0 @@
-[suite] /tmp/hB/suite/s1.toml: 1 runs in the grid, 0 already in /tmp/hB/suite/r1.jsonl, 1 to run
-suite:   0%|          | 0/1 [00:00<?, ?it/s]suite:   0%|          | 0/1 [00:00<?, ?it/s, running 1 done 0 failed 0 | random Digits  baseline s0]suite: 100%|██████████| 1/1 [00:08<00:00,  8.89s/it, running 1 done 0 failed 0 | random Digits  baseline s0]                                                                                                            [suite] skipped random Digits  baseline: U-LiRA pool 5000 is more than the 1,347 training images of Digits
-suite: 100%|██████████| 1/1 [00:08<00:00,  8.89s/it, running 1 done 0 failed 0 | random Digits  baseline s0]suite: 100%|██████████| 1/1 [00:08<00:00,  8.89s/it, running 0 done 0 failed 0]                             suite: 100%|██████████| 1/1 [00:08<00:00,  8.89s/it, running 0 done 0 failed 0]
-error: every run of suite /tmp/hB/suite/s1.toml was refused (1 cells; see above)
