@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import json
 import os
 import platform
 import sys
@@ -196,6 +197,36 @@ def throughput(check: Any, deadline: float) -> dict[str, Any]:
     return out
 
 
+def estimate(check: Any, deadline: float) -> dict[str, Any]:
+    """The paper grid priced with the rates just measured (`--dry-run --rates`): hours on one
+    device and on 8 Ray workers, per (net, method) in the JSON. --tiny: ResNet18, one seed."""
+    import contextlib
+    import io
+
+    from ssd.errors import UserError
+    from ssd.suite.run import run_suite
+
+    if not check.summary["rates"]:
+        return {"status": "skipped", "why": "no rates were measured"}
+    check.write()  # the rates block the dry run reads
+    out = Path(check.args.out) / "paper_estimate.json"
+    argv = ["--suite", "paper", "--dry-run", "--rates", str(check.path), "--estimate-json", str(out),
+            "--results", str(Path(check.args.out) / "paper.jsonl"), "--no-sweeps",
+            "--cache-dir", str(Path(check.args.out) / "cache")]
+    if check.args.tiny:
+        argv += ["--nets", "ResNet18", "--seeds", "1"]
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        with contextlib.suppress(UserError):  # the paper's data and ViT weights are not on the device: MISSING
+            run_suite(argv)
+    doc = json.loads(out.read_text())
+    hours = {f"{k} workers": round(v / 3600, 2) for k, v in doc["totals_s"].items()}
+    check.say(f"  the paper grid at these rates: {hours['1 workers']} h on one device, "
+              f"{hours.get('8 workers', float('nan'))} h on 8 Ray workers ({len(doc['runs'])} runs)")
+    return {"hours": hours, "runs": len(doc["runs"]), "file": str(out),
+            "lines": [line for line in text.getvalue().splitlines() if line.startswith(("estimate", "probe"))]}
+
+
 def count_syncs(fn: Callable[[], None]) -> int:
     import torch
 
@@ -295,5 +326,5 @@ def ssd_ratio(check: Any, deadline: float) -> dict[str, Any]:
 
 from gpu_check_tasks import ray_phase, tasks, ulira  # noqa: E402
 
-PHASES = [("env", env), ("throughput", throughput), ("syncs", syncs), ("ssd_ratio", ssd_ratio), ("tasks", tasks),
+PHASES = [("env", env), ("throughput", throughput), ("estimate", estimate), ("syncs", syncs), ("ssd_ratio", ssd_ratio), ("tasks", tasks),
           ("ulira", ulira), ("ray", ray_phase)]

@@ -30,14 +30,16 @@ def test_gpu_check_runs_tiny_on_cpu(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "gpu_check.json").read_text())
     phases = summary["phases"]
-    assert set(phases) == {"env", "throughput", "syncs", "ssd_ratio", "tasks", "ulira"}, phases.keys()
-    for name in ("env", "throughput", "ssd_ratio", "tasks", "ulira"):
+    assert set(phases) == {"env", "throughput", "estimate", "syncs", "ssd_ratio", "tasks", "ulira"}, phases.keys()
+    for name in ("env", "throughput", "estimate", "ssd_ratio", "tasks", "ulira"):
         assert phases[name]["status"] == "ok", (name, phases[name])
     assert phases["syncs"]["status"] == "skipped" and "CUDA" in phases["syncs"]["why"]
     assert summary["finished"] and summary["text"]
     assert set(summary["rates"]) == {"ResNet18", "SmallViT"}
     assert min(summary["rates"]["ResNet18"]["train"].values()) > 0
     assert phases["ssd_ratio"]["ratio_cached"] < phases["ssd_ratio"]["ratio_cold"]
+    # the paper grid (ResNet18, one seed at --tiny) priced with the rates just measured
+    assert phases["estimate"]["runs"] == 208 and phases["estimate"]["hours"]["1 workers"] > 0
     for task in ("full_class", "sub_class", "random"):
         assert phases["tasks"][task]["baseline"]["seconds"] >= 0
     # the summary's rates price a grid (python -m ssd.suite --dry-run --rates FILE)
