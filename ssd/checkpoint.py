@@ -83,6 +83,28 @@ def check_compatible(path: str | Path, meta: dict[str, Any], net: str | None, nu
                         "pass the checkpoint of that dataset")
 
 
+def check_meta(path: str | Path, meta: Any) -> None:
+    """Refuse checkpoint metadata of the wrong shape in one line (a hand-edited or foreign file):
+    `classes` not a whole number, `model_options` not a table, `data_subset` not a table of sizes."""
+    def bad(what: str, value: Any) -> UserError:
+        return UserError(f"checkpoint {path}: its metadata's {what} is {value!r}; remake it with pretrain_model.py")
+
+    if not isinstance(meta, dict):
+        raise bad("header", type(meta).__name__)
+    for key in ("net", "dataset"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise bad(key, meta[key])
+    cls = meta.get("classes")
+    if cls is not None and (isinstance(cls, bool) or not isinstance(cls, int) or cls < 1):
+        raise bad("classes", cls)
+    if meta.get("model_options") is not None and not isinstance(meta["model_options"], dict):
+        raise bad("model_options", meta["model_options"])
+    subset = meta.get("data_subset")
+    if subset is not None and (not isinstance(subset, dict) or any(
+            v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0) for v in subset.values())):
+        raise bad("data_subset", subset)
+
+
 def model_options(meta: dict[str, Any]) -> dict[str, Any]:
     """The architecture settings a checkpoint was built with (e.g. ResNet18's width); none for
     older checkpoints and bare state dicts (the builder's defaults, the paper's architecture)."""
@@ -102,6 +124,7 @@ def load_model(
     from models import build_model
 
     state, meta = read_checkpoint(path)
+    check_meta(path, meta)
     why = unfinished(path, meta)
     if why:
         raise UserError(f"checkpoint {path} was not used: {why}; finish it with pretrain_model.py")
@@ -112,7 +135,11 @@ def load_model(
         raise UserError(f"checkpoint {path} has no metadata: pass -net and -dataset")
     with warnings.catch_warnings():  # the weights are loaded next: "randomly initialised" would mislead
         warnings.filterwarnings("ignore", message=".*randomly initiali[sz]ed")
-        model = build_model(net, dataset_info(dataset), **model_options(meta))
+        try:
+            model = build_model(net, dataset_info(dataset), **model_options(meta))
+        except (TypeError, ValueError) as err:  # options this architecture does not take, or of the wrong type
+            raise UserError(f"checkpoint {path}: its metadata's model_options {model_options(meta)} do not build "
+                            f"{net} ({err}); remake it with pretrain_model.py") from None
     load_into(model, path, state, meta)
     meta = {**meta, "sha256": sha256_file(path), "path": str(path)}
     return model.to(device), meta

@@ -213,7 +213,7 @@ def accuracy_bars_figure(before: Row, after: Row, path: Path) -> Path:
     return save(fig, path)
 
 
-def method_bars_figure(rows: Sequence[Row], path: Path) -> Path:
+def method_bars_figure(rows: Sequence[Row], path: Path) -> Path | None:
     """Every headline metric per method for one forget request: a grid of horizontal-bar panels
     sharing the method axis (mean over seeds, error bars = std). Methods the report flags carry
     the flag in their label and are hatched; dashed = the original model, dotted = retrain."""
@@ -230,6 +230,8 @@ def method_bars_figure(rows: Sequence[Row], path: Path) -> Path:
               ("Loss attack TPR at 1% FPR", "MIA_loss_tpr@1%", math.nan),
               ("Confidence attack TPR at 1% FPR", "MIA_conf_tpr@1%", math.nan)]
     panels = [p for p in panels if any(math.isfinite(metric(r, p[1])) for r in rows)]
+    if not panels:  # rows without any of these metrics (hand-made or foreign): nothing to draw
+        return None
     methods = order_methods(r["method"] for r in rows)
     flags = cell_verdicts(rows)
     labels = [m + (f"  ⚠ {flags[m].flag}" if m in flags and flags[m].bad else "") for m in methods]

@@ -209,6 +209,9 @@ def _methods_section(page: Page, runs: list[Row], out: Path) -> None:
             by_class[class_label(r)].append(r)
         for cls, rows in by_class.items():
             path = F.method_bars_figure(rows, out / "figures" / f"methods_{slug(task, dataset, net, cls)}.png")
+            if path is None:
+                page.p(f"(No per-method figure for {cls}: its rows hold none of the metrics it draws.)")
+                continue
             which = "forget-train (random task)" if df_key(task) == "Df" else "forget-test"
             page.img(path, out, f"Per method, forgetting {cls}: Dr (retain-test accuracy), Df ({which} "
                      "accuracy), the entropy MIA, ActDist to the retrained model, and the loss and confidence "

@@ -41,6 +41,13 @@ def load_rows(source: RowsOrPaths) -> list[Row]:
     rows: list[Row] = []
     for item in items:
         rows.extend([item] if isinstance(item, dict) else read_rows(item))
+    problems = [(r, row_problem(r)) for r in rows]
+    bad = [(r, why) for r, why in problems if why]
+    if bad:
+        shown = "; ".join(f"{str(r.get('run_key', r))[:40]}: {why}" for r, why in bad[:3])
+        print(f"note: {len(bad)} row(s) that are not result rows were skipped ({shown}"
+              f"{'; …' if len(bad) > 3 else ''})", file=sys.stderr)
+        rows = [r for r, why in problems if not why]
     unique: dict[Any, Row] = {}
     for i, r in enumerate(rows):
         unique.setdefault(identity(r) or ("row", i), r)
@@ -79,6 +86,50 @@ def several_audits(unique: dict[Any, Row], audits: dict[str, list[Any]]) -> list
                          f"{row.get('seed')}: {how}); the report shows the first recorded one; put each audit "
                          "in its own results file to compare them")
     return lines
+
+
+# A result row's fields the report reads, with the types it reads them as (None allowed unless required).
+ROW_FIELDS: dict[str, tuple[type, ...]] = {
+    "task": (str,), "dataset": (str,), "net": (str,), "method": (str,), "metrics": (dict,),
+    "run_key": (str,), "seed": (int,), "forget_class": (int,), "forget_class_name": (str,), "n_forget": (int,),
+    "details": (dict,), "config": (dict,), "sweep": (dict,), "method_stats": (dict,), "variant_of": (str,),
+    "checkpoint_sha256": (str,), "checkpoint": (str,)}
+REQUIRED = ("task", "dataset", "net", "method", "metrics")
+LIST_DETAILS = ("test_class_acc", "forget_confusion", "retain_test_confusion")
+ULIRA_DETAILS = ("shadows", "pool", "candidates", "epochs", "pairs", "score", "score_ref", "candidate_indices")
+
+
+def row_problem(row: Any) -> str | None:
+    """Why `row` cannot be a result row (a hand-edited or foreign line: `{"foo": 1}`, metrics as a
+    string), or None: such rows are skipped with a note, never a traceback halfway through a report."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    missing = [k for k in REQUIRED if row.get(k) is None]
+    if missing:
+        return f"no {', '.join(missing)}"
+    for key, types in ROW_FIELDS.items():
+        value = row.get(key)
+        if value is not None and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
+            return f"{key} is {type(value).__name__}, not {' or '.join(t.__name__ for t in types)}"
+    odd = [k for k, v in row["metrics"].items() if v is not None and not isinstance(v, (int, float))]
+    if odd:
+        return f"metrics {', '.join(map(str, odd[:3]))} not numbers"
+    config = row.get("config") or {}
+    if any(config.get(k) is not None and not isinstance(config[k], dict) for k in ("method", "run")):
+        return "config.method or config.run is not an object"
+    details = row.get("details") or {}
+    odd = [k for k in LIST_DETAILS if details.get(k) is not None and not isinstance(details[k], list)]
+    if odd or not isinstance(details.get("ulira") or {}, dict):
+        return f"details {', '.join(odd) or 'ulira'} of the wrong shape"
+    audit = details.get("ulira")
+    if audit:  # what the privacy section reads (ssd/report/privacy.py)
+        lacking = [k for k in ULIRA_DETAILS if k not in audit]
+        lists = [k for k in ("score", "score_ref", "candidate_indices") if not isinstance(audit.get(k), list)]
+        if lacking or lists or any(not isinstance(v, (int, float)) for k in ("score", "score_ref") for v in audit[k] if v is not None):
+            return f"details.ulira lacks or misshapes {', '.join(lacking + lists) or 'score'}"
+    if "sweep" in row and row["sweep"] is not None and not isinstance(row["sweep"].get("param"), str):
+        return "a sweep row without its param"
+    return None
 
 
 def with_audit(row: Row, audited: Row) -> Row:

@@ -43,10 +43,11 @@ def needs_pretraining(path: Path, model_options: dict[str, Any] | None = None, t
     rows would be mislabelled)."""
     if not path.is_file():
         return True
+    from ssd.checkpoint import check_meta, read_meta, unfinished
     from ssd.checkpoint import model_options as options_of
-    from ssd.checkpoint import read_meta, unfinished
 
     meta = read_meta(path)  # its weights are checked when a run loads it
+    check_meta(path, meta)
     have = (options_of(meta), (meta.get("data_subset") or {}).get("train"), (meta.get("data_subset") or {}).get("test"))
     want = (dict(model_options or {}), train_subset or None, test_subset or None)
     if meta and have != want:

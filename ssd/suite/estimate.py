@@ -45,9 +45,10 @@ def checkpoint_facts(suite: dict[str, Any], spec: Any) -> tuple[dict[str, Any], 
     from ssd.suite.checkpoints import net_options
 
     if Path(spec.weight_path).is_file():
-        from ssd.checkpoint import model_options, read_meta
+        from ssd.checkpoint import check_meta, model_options, read_meta
 
         meta = read_meta(spec.weight_path)
+        check_meta(spec.weight_path, meta)
         return model_options(meta), dict(meta.get("data_subset") or {})
     return net_options(suite, spec.net), {"train": suite.get("train_subset"), "test": suite.get("test_subset")}
 
