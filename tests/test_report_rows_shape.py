@@ -25,8 +25,7 @@ BAD: list[Any] = [
     {**FULL, "run_key": "u", "sweep": "x", "metrics": {}},
     {**FULL, "run_key": "t", "sweep": {"alpha": 1}, "metrics": {}},
     {**FULL, "run_key": "d", "metrics": {"DrTest": 1}, "details": {"test_class_acc": "x"}},
-    {**FULL, "task": "random", "run_key": "l", "metrics": {"Df": 5, "ULiRA_auc": 0.5},
-     "details": {"ulira": {"score": "x", "candidate_indices": 3}}},
+    {**FULL, "run_key": "d2", "metrics": {"DrTest": 1}, "details": {"ulira": [1]}},
 ]
 
 
@@ -60,3 +59,14 @@ def test_rows_without_any_drawn_metric_draw_no_figure(tmp_path: Path, capsys: py
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert run_cli(_make_report().main, [str(path), "--out", str(tmp_path / "rep")]) == 0
     assert "No per-method figure for 3" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_a_misshapen_audit_is_not_drawn_but_the_row_stays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """U-LiRA details without what the privacy section reads: a KeyError before; now a note."""
+    row = {**FULL, "task": "random", "run_key": "l", "seed": 0, "n_forget": 20, "metrics": {"Df": 5.0, "ULiRA_auc": 0.5},
+           "details": {"ulira": {"score": "x", "candidate_indices": 3}}}
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    assert run_cli(_make_report().main, [str(path), "--out", str(tmp_path / "rep")]) == 0
+    assert "U-LiRA audit of ssd (l) is not drawn" in capsys.readouterr().err
+    assert "| ssd |" in (tmp_path / "rep" / "report.md").read_text()

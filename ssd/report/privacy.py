@@ -7,6 +7,7 @@ had `--ulira K` or the suite key `ulira`; tables and figures are drawn only for 
 from __future__ import annotations
 
 import math
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ssd.report.figures import HIGHLIGHT, save
-from ssd.report.rows import Row, metric, order_methods, slug
+from ssd.report.rows import Row, audit_problem, metric, order_methods, slug
 
 COLUMNS = (("MIA", "MIA (paper)", 3), ("MIA_loss_auc", "loss-MIA AUC", 3), ("ULiRA_auc", "U-LiRA AUC", 3),
            ("ULiRA_acc", "U-LiRA acc", 3), ("ULiRA_tpr@1%", "TPR@1%FPR", 3), ("ULiRA_tpr@0.1%", "TPR@0.1%FPR", 3),
@@ -29,6 +30,11 @@ def audited(runs: list[Row]) -> dict[tuple[Any, ...], dict[str, Row]]:
     out: dict[tuple[Any, ...], dict[str, Row]] = defaultdict(dict)
     for r in runs:
         if not math.isnan(metric(r, "ULiRA_auc")) and (r.get("details") or {}).get("ulira"):
+            why = audit_problem(r)
+            if why:  # a hand-edited or foreign row: its other metrics stay in the tables
+                print(f"note: the U-LiRA audit of {r.get('method')} ({r.get('run_key')}) is not drawn: {why}",
+                      file=sys.stderr)
+                continue
             out[(r.get("task"), r.get("dataset"), r.get("net"))].setdefault(str(r.get("method")), r)
     return out
 

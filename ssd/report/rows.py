@@ -94,9 +94,21 @@ ROW_FIELDS: dict[str, tuple[type, ...]] = {
     "run_key": (str,), "seed": (int,), "forget_class": (int,), "forget_class_name": (str,), "n_forget": (int,),
     "details": (dict,), "config": (dict,), "sweep": (dict,), "method_stats": (dict,), "variant_of": (str,),
     "checkpoint_sha256": (str,), "checkpoint": (str,)}
-REQUIRED = ("task", "dataset", "net", "method", "metrics")
+REQUIRED = ("method", "metrics")
 LIST_DETAILS = ("test_class_acc", "forget_confusion", "retain_test_confusion")
 ULIRA_DETAILS = ("shadows", "pool", "candidates", "epochs", "pairs", "score", "score_ref", "candidate_indices")
+
+
+def audit_problem(row: Row) -> str | None:
+    """Why a row's `details.ulira` cannot be drawn by the privacy section (ssd/report/privacy.py), or None."""
+    audit = (row.get("details") or {}).get("ulira") or {}
+    lacking = [k for k in ULIRA_DETAILS if k not in audit]
+    lacking += [k for k in ("score", "score_ref", "candidate_indices") if k in audit and not isinstance(audit[k], list)]
+    if lacking:
+        return f"details.ulira lacks or misshapes {', '.join(dict.fromkeys(lacking))}"
+    if any(v is not None and not isinstance(v, (int, float)) for k in ("score", "score_ref") for v in audit[k]):
+        return "details.ulira scores are not numbers"
+    return None
 
 
 def row_problem(row: Any) -> str | None:
@@ -121,12 +133,6 @@ def row_problem(row: Any) -> str | None:
     odd = [k for k in LIST_DETAILS if details.get(k) is not None and not isinstance(details[k], list)]
     if odd or not isinstance(details.get("ulira") or {}, dict):
         return f"details {', '.join(odd) or 'ulira'} of the wrong shape"
-    audit = details.get("ulira")
-    if audit:  # what the privacy section reads (ssd/report/privacy.py)
-        lacking = [k for k in ULIRA_DETAILS if k not in audit]
-        lists = [k for k in ("score", "score_ref", "candidate_indices") if not isinstance(audit.get(k), list)]
-        if lacking or lists or any(not isinstance(v, (int, float)) for k in ("score", "score_ref") for v in audit[k] if v is not None):
-            return f"details.ulira lacks or misshapes {', '.join(lacking + lists) or 'score'}"
     if "sweep" in row and row["sweep"] is not None and not isinstance(row["sweep"].get("param"), str):
         return "a sweep row without its param"
     return None
