@@ -226,3 +226,15 @@ def test_retrained_references_are_kept_per_precision(ckpt: Path, tmp_path: Path,
         half = build_splits(spec, fresh, meta["sha256"], meta)
         assert fresh.load_retrained("ConvNet", half, lambda _s: None) is not None
     assert session.retrained_path("ConvNet", "ab" * 32).name == "ConvNet-" + "ab" * 12 + ".pt"
+
+
+def test_cuda_peak_is_the_allocators_peak_after_a_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA branch, with torch.cuda's counters faked: reset on entry, read on exit."""
+    calls: list[str] = []
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda dev=None: calls.append(f"reset {dev}"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated",
+                        lambda dev=None: calls.append(f"read {dev}") or 3 * 2**30)
+    with prec.PeakMemory("cuda:1") as peak:
+        assert calls == ["reset cuda:1"]
+    assert calls == ["reset cuda:1", "read cuda:1"]
+    assert peak.record() == {"mb": 3072.0, "kind": "cuda_allocated", "since": "run"}
