@@ -21,5 +21,14 @@ class tqdm:  # noqa: N801  (tqdm's own name)
     def set_postfix(self, *args, **kwargs):
         pass
 
+    def set_postfix_str(self, *args, **kwargs):
+        pass
+
+    @staticmethod
+    def write(text, file=None, **kwargs):
+        import sys
+
+        print(text, file=file or sys.stdout)
+
     def close(self):
         pass
