@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 from gpu_check_phases import (
     CAPS,
     PAPER_METHODS,
-    REPO,
     TINY_CAPS,
     fashion,
     free,
@@ -154,42 +152,46 @@ def ulira(check: Any, deadline: float) -> dict[str, Any]:
             "speedup": loop_est / ens_s}
 
 
-def _ray_task(i: int, device: str, width: int, budget: float) -> dict[str, Any]:
-    import torch
-
-    from ssd.suite.probe import probe
-
-    start = time.time()
-    r = probe("ResNet18", "Cifar10", device=device, model_options={"width": width}, budget=budget,
-              train_batches=(128,), fwd_batches=(512,))
-    return {"task": i, "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "current_device": torch.cuda.current_device() if device == "cuda" else None,
-            "start": start, "end": time.time(), "train_img_s": max(r.train.values())}
-
-
 def ray_phase(check: Any, deadline: float) -> dict[str, Any]:
-    """Two runs sharing one GPU through Ray (num_gpus=0.5 each): both run, at the same time,
-    each on the device Ray assigned; their throughput against one run alone."""
+    """Two runs sharing one GPU through the harness's Ray backend (helper F's; `--gpus-per-run
+    0.5`): both ran, at the same time, on the device Ray assigned each; their throughput
+    against one run alone."""
     try:
-        import ray
+        import ray  # noqa: F401
     except ImportError:
         return {"status": "skipped", "why": "ray is not importable on this machine"}
+    from ssd.backends.base import Job
+    from ssd.backends.ray_backend import RayBackend
+    from ssd.suite.probe import ProbeJob, probe_job
+
     dev = torch_device(check)
     cuda = dev.type == "cuda"
-    width, budget = size(check, "width"), 2 * size(check, "budget")
-    ray.init(num_cpus=4, num_gpus=1 if cuda else 0, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}})
+    payload = ProbeJob("ResNet18", "Cifar10", "cuda" if cuda else "cpu", {"width": size(check, "width")},
+                       2 * size(check, "budget"))
+
+    def jobs(n: int, tag: str) -> list[Any]:
+        return [Job(key=f"{tag}{i}", label=f"probe {tag}{i}", cell=f"probe {tag}", fn=probe_job, payload=payload,
+                    device=payload.device) for i in range(n)]
+
+    backend = RayBackend(cache_dir=str(Path(check.args.out) / "cache"), cpus_per_run=1.0, gpus_per_run=0.5,
+                         num_cpus=4)
     try:
-        task = ray.remote(num_gpus=0.5 if cuda else 0, num_cpus=1)(_ray_task)
-        alone = ray.get(task.remote(0, "cuda" if cuda else "cpu", width, budget),
-                        timeout=max(5.0, deadline - time.monotonic()))
-        pair = ray.get([task.remote(i, "cuda" if cuda else "cpu", width, budget) for i in (1, 2)],
-                       timeout=max(5.0, deadline - time.monotonic()))
+        def rows(batch: list[Any]) -> list[dict[str, Any]]:
+            got = []
+            for kind, job, outcome in backend.run(batch):
+                if kind == "end":
+                    if outcome.status != "done":
+                        raise RuntimeError(f"{job.label}: {outcome.status}: {outcome.error}")
+                    got += outcome.rows
+            return got
+
+        alone = rows(jobs(1, "alone"))[0]
+        pair = rows(jobs(2, "pair"))
     finally:
-        ray.shutdown()
+        backend.close()
     overlap = min(p["end"] for p in pair) > max(p["start"] for p in pair)
     total = sum(p["train_img_s"] for p in pair)
     check.say(f"  alone {alone['train_img_s']:,.0f} img/s; two at 0.5 GPU: {total:,.0f} img/s together, "
-              f"overlapping: {overlap}, devices {[p['CUDA_VISIBLE_DEVICES'] for p in pair]}")
+              f"overlapping: {overlap}, devices {[(p['CUDA_VISIBLE_DEVICES'], p['current_device']) for p in pair]}")
     return {"alone": alone, "pair": pair, "overlap": overlap, "pair_total_img_s": total,
-            "gain": total / alone["train_img_s"], "ray": ray.__version__}
+            "gain": total / alone["train_img_s"]}

@@ -234,3 +234,28 @@ def matmul_flops(dev: torch.device, budget: float) -> float:
         a @ a
 
     return timed_steps(step, 1, dev, budget)[1] * 2 * n**3
+
+
+@dataclass(frozen=True)
+class ProbeJob:
+    """A probe as a backend job's payload (scripts/gpu_check.py's Ray phase runs two at
+    `--gpus-per-run 0.5` through the Ray backend: each on the device Ray assigned it)."""
+
+    net: str
+    dataset: str
+    device: str
+    options: dict[str, Any] = field(default_factory=dict)
+    budget: float = 1.0
+
+
+def probe_job(session: Any, p: ProbeJob) -> list[dict[str, Any]]:
+    """Backend job body: one row with the device the job ran on and its training rate."""
+    import os
+
+    start = time.time()
+    r = probe(p.net, p.dataset, device=p.device, model_options=p.options, budget=p.budget, train_batches=(128,),
+              fwd_batches=(512,))
+    cuda = torch.device(p.device).type == "cuda"
+    return [{"device": p.device, "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid(),
+             "current_device": torch.cuda.current_device() if cuda else None, "start": start, "end": time.time(),
+             "train_img_s": max(r.train.values())}]
