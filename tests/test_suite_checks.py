@@ -82,3 +82,18 @@ def test_main_refuses_a_bad_search_grid_before_work(untrained_ckpt: Path, tmp_pa
     refused(capsys, forget_full_class_main.main,
             main_args(untrained_ckpt, tmp_path, "--alpha", "search", "--set", f"{name}={value}"), f"SSD {name}")
     assert not (tmp_path / "r.jsonl").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(("settings", "want"), [
+    ("pool = 100000", "pool 100000 is more than the 1,347 training images"),
+    ("candidates = 500\npool = 200", "candidates 500 must be at most half the pool"),
+])
+def test_an_audit_that_cannot_run_refuses_the_suite_up_front(untrained_ckpt: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str], settings: str,
+                                                             want: str) -> None:
+    """A bad ulira_settings value refused the first seed's cell (its plain methods too) at run time, exit 0."""
+    text = SUITE_OK.format(results=tmp_path / "r.jsonl", ckpt=untrained_ckpt).replace(
+        "seeds = [0]", "seeds = [0, 1]\nulira = 4")
+    path = tmp_path / "s.toml"
+    path.write_text(f"{text}{RANDOM}[ulira_settings]\n{settings}\n")
+    _refused(capsys, path, ["--methods", "baseline"], want)

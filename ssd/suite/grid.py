@@ -99,6 +99,38 @@ def ulira_shadows(suite: dict[str, Any], task: dict[str, Any]) -> int:
     return value
 
 
+def plan_audits(suite: dict[str, Any], grid: list[Any]) -> None:
+    """Every audited run's U-LiRA plan (the pool within the training data, the candidates within
+    half the pool, the memory estimate: ssd.privacy.audit.plan_for_run, what each run checks
+    before its method) made before any work, on the CPU, from the checkpoint's metadata (or what
+    the suite will pretrain it with). A value that cannot work refuses the whole suite in one line;
+    it used to refuse the first seed's cell, plain methods included, at run time with exit 0."""
+    import dataclasses
+    import json
+
+    audited: dict[tuple[Any, ...], Any] = {}
+    for s in grid:
+        if s.ulira:
+            key = (s.net, s.dataset, s.weight_path, s.n_forget, s.ulira, json.dumps(s.ulira_settings, default=str))
+            audited.setdefault(key, s)
+    if not audited:
+        return
+    from ssd.experiment import Session, build_splits
+    from ssd.privacy.audit import plan_for_run
+    from ssd.suite.estimate import checkpoint_facts
+
+    session = Session()
+    for spec in audited.values():
+        spec = dataclasses.replace(spec, device="cpu", channels_last=False)
+        options, subset = checkpoint_facts(suite, spec)
+        splits = build_splits(spec, session, "", {"model_options": options, "data_subset": subset})
+        try:
+            plan_for_run(spec, session.audit_scope(spec), splits)
+        except UserError as err:
+            raise UserError(f"suite: the U-LiRA audit of the {spec.task} task on {spec.dataset} ({spec.net}, "
+                            f"n_forget {spec.n_forget}) cannot run: {err}") from None
+
+
 def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     from ssd.cli import method_overrides
     from ssd.experiment import RunSpec

@@ -17,7 +17,7 @@ from typing import Any
 from ssd.errors import UserError
 from ssd.suite.checkpoints import pretrain_missing
 from ssd.suite.file import apply_sets, load_suite
-from ssd.suite.grid import build_grid, print_grid, sweep_jobs
+from ssd.suite.grid import build_grid, plan_audits, print_grid, sweep_jobs
 
 
 def check_outputs(args: argparse.Namespace, results: Path, report: Path | None, grid: list[Any]) -> None:
@@ -138,6 +138,7 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     if args.backend == "serial":
         resolve_device(grid[0].device if grid else "cpu")  # (a Ray driver may have no GPU of its own)
     check_outputs(args, results, report, grid)
+    plan_audits(suite, grid)  # a U-LiRA setting that cannot work refuses the suite, not the seed's cell at run time
     backend = backend_from_args(args, args.cache_dir)
     try:  # missing checkpoints: pretrained as jobs of the backend (Ray tasks side by side)
         pretrain_missing(suite, sorted({(s.net, s.dataset, s.weight_path) for s in grid}),
