@@ -71,49 +71,101 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="start each grid point from the suite's settings for the method on the task")
     args = p.parse_args(argv)
 
-    from ssd.experiment import RunSpec, Session, run_one
+    from ssd.experiment import RunSpec, Session, method_config, run_one, spec_key
     from ssd.methods.registry import METHODS
-    from ssd.report.rows import df_key
-    from ssd.report.verdicts import cell_verdicts
-    from ssd.results import append_row
-    from ssd.suite import checkpoint_for, load_suite, parse_seeds
+    from ssd.results import append_row, done_keys, read_rows
+    from ssd.suite import load_suite, parse_seeds
+    from ssd.utils import check_writable, sha256_file
 
     METHODS.get(args.method)
     suite = load_suite(args.suite)
     grid = parse_grid(args.grid)
-    tasks = [t for t in suite["tasks"] if args.tasks is None or t["task"] in args.tasks.split(",")]
+    tasks = sweep_tasks(suite, args.tasks, args.method, args.suite)
+    seeds = parse_seeds(args.seeds)
     names = list(grid)
     suite_start = suite_settings(suite, args.method) if args.suite_settings else {}
+    # Everything checked before any work: every task's checkpoint (a missing one used to be found only
+    # after the first task's rows), every point's settings, the results file.
+    ckpts = {task["dataset"]: checkpoint(suite, task["dataset"], args.suite) for task in tasks}
+    check_writable(args.results, "results (--results)")
+    shas = {path: sha256_file(path) for path in set(ckpts.values())}
+    net = (suite.get("nets") or ["ConvNet"])[0]
+    cells = []
+    for task in tasks:
+        for cls in task.get("classes", [None]):
+            for seed in seeds:
+                common = dict(task=task["task"], net=net, dataset=task["dataset"], weight_path=ckpts[task["dataset"]],
+                              forget_class=cls, n_forget=task.get("n_forget", 100), seed=seed,
+                              device=suite.get("device", "cpu"), retain_eval_size=suite.get("retain_eval_size", 5000))
+                start = suite_start.get(task["task"], {})
+                points = []
+                for values in itertools.product(*grid.values()) if names else [()]:
+                    spec = RunSpec(method=args.method, overrides={**start, **dict(zip(names, values, strict=True))},
+                                   **common)
+                    points.append((values, spec, spec_key(spec, method_config(spec.method, spec),
+                                                          shas[spec.weight_path])))
+                cells.append((common, points))
+    # A rerun after a partial sweep runs the points not recorded yet (it used to stop at the first recorded one).
+    done = done_keys([args.results])
+    recorded = {r.get("run_key"): r for r in read_rows(args.results, quiet=True)} if done else {}
     session = Session()
     print(f"| task | class | seed | {' | '.join(names) or 'setting'} | Df % (orig) | DrTest % (orig) | time s | flag |")
     print("|" + "---|" * (len(names or [0]) + 7))
-    for task in tasks:
-        net = (suite.get("nets") or ["ConvNet"])[0]
-        ckpt = checkpoint_for(suite, net, task["dataset"])
-        if not Path(ckpt).is_file():
-            raise UserError(f"no checkpoint {ckpt}: run ./MAIN_run_experiments.sh --suite {args.suite} first")
-        for cls in task.get("classes", [None]):
-            for seed in parse_seeds(args.seeds):
-                common = dict(task=task["task"], net=net, dataset=task["dataset"], weight_path=ckpt,
-                              forget_class=cls, n_forget=task.get("n_forget", 100), seed=seed,
-                              device=suite.get("device", "cpu"),
-                              retain_eval_size=suite.get("retain_eval_size", 5000))
-                base_row = run_one(RunSpec(method="baseline", **common), session)
-                base = base_row["metrics"]
-                dk = df_key(task["task"])
-                start = suite_start.get(task["task"], {})
-                for values in itertools.product(*grid.values()) if names else [()]:
-                    over = {**start, **dict(zip(names, values, strict=True))}
-                    row = run_one(RunSpec(method=args.method, overrides=over, **common), session)
-                    append_row(args.results, row)
-                    m = row["metrics"]
-                    flag = cell_verdicts([base_row, row]).get(args.method)
-                    print(f"| {task['task']} | {cls or '-'} | {seed} | "
-                          + (" | ".join(str(v) for v in values) if names
-                             else "suite" if args.suite_settings else "default")
-                          + f" | {m[dk]:.1f} ({base[dk]:.1f}) | {m['DrTest']:.1f} ({base['DrTest']:.1f}) "
-                          f"| {m['MethodTime']:.1f} | {flag.flag if flag else ''} |", flush=True)
+    for common, points in cells:
+        base_row = run_one(RunSpec(method="baseline", **common), session)
+        for values, spec, key in points:
+            was_done = key in done
+            row = recorded.get(key) if was_done else None
+            if row is None:
+                row = run_one(spec, session)
+                append_row(args.results, row)
+                done.add(key)  # a grid that names a point twice runs it once
+                recorded[key] = row
+            setting = (" | ".join(str(v) for v in values) if names
+                       else "suite" if args.suite_settings else "default")
+            print(point_line(common, setting, base_row, row, args.method, recorded=was_done), flush=True)
 
+
+def sweep_tasks(suite: dict[str, object], chosen: str | None, method: str, suite_name: str) -> list[dict[str, object]]:
+    """The suite's tasks `--tasks` names (all by default) that `method` is defined for; a name the
+    suite lacks, or a named task the method cannot run, is refused (it used to do nothing, exit 0)."""
+    from ssd.methods.registry import METHODS
+
+    tasks: list[dict[str, object]] = suite["tasks"]  # type: ignore[assignment]
+    have = [str(t["task"]) for t in tasks]
+    if chosen is not None:
+        wanted = [t for t in chosen.replace(",", " ").split()]
+        unknown = [t for t in wanted if t not in have]
+        if not wanted or unknown:
+            raise UserError(f"--tasks {chosen!r}: suite {suite_name} has the tasks {', '.join(dict.fromkeys(have))}")
+        tasks = [t for t in tasks if t["task"] in wanted]
+    runnable = [t for t in tasks if t["task"] in METHODS.get(method).tasks]
+    if not runnable or (chosen is not None and len(runnable) < len(tasks)):
+        raise UserError(f"method {method} is defined for the {', '.join(METHODS.get(method).tasks)} task(s) only")
+    return runnable
+
+
+def checkpoint(suite: dict[str, object], dataset: str, suite_name: str) -> str:
+    from ssd.suite import checkpoint_for
+
+    path = checkpoint_for(suite, (suite.get("nets") or ["ConvNet"])[0], dataset)  # type: ignore[index]
+    if not Path(path).is_file():
+        raise UserError(f"no checkpoint {path}: run ./MAIN_run_experiments.sh --suite {suite_name} first")
+    return path
+
+
+def point_line(common: dict[str, object], setting: str, base_row: dict[str, object], row: dict[str, object],
+               method: str, recorded: bool) -> str:
+    """One table line: the point's Df and DrTest beside the original model's, its time and the report's flag."""
+    from ssd.report.rows import df_key
+    from ssd.report.verdicts import cell_verdicts
+
+    dk = df_key(str(common["task"]))
+    m, base = row["metrics"], base_row["metrics"]  # type: ignore[index]
+    flag = cell_verdicts([base_row, row]).get(method)
+    return (f"| {common['task']} | {common['forget_class'] or '-'} | {common['seed']} | {setting} | "
+            f"{m[dk]:.1f} ({base[dk]:.1f}) | {m['DrTest']:.1f} ({base['DrTest']:.1f}) | {m['MethodTime']:.1f}"
+            f"{' (recorded)' if recorded else ''} | {flag.flag if flag else ''} |")
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))
