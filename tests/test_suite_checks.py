@@ -48,6 +48,17 @@ def _refused(capsys: pytest.CaptureFixture[str], path: Path, flags: list[str], w
      "lambdas values must be finite numbers > 0"),
     (("", ""), '[[sweeps]]\ntask = "full_class"\ndataset = "Digits"\nforget_class = "2"\nalphas = 5\n',
      "alphas must be a non-empty list"),
+    (("", ""), '[[sweeps]]\ntask = "full_class"\ndataset = "Digits"\nforget_class = "2"\nmethods = ["nosuch"]\n',
+     "sweep 1 methods"),
+    (("", ""), '[[sweeps]]\ntask = "full_class"\ndataset = "Digits"\nforget_class = "2"\nset = 3\n', "sweep 1 set"),
+    (("", ""), '[[sweeps]]\ntask = "random"\ndataset = "Digits"\nforget_class = "2"\n', "drop its forget_class"),
+    (("", ""), RANDOM.replace("n_forget = 20", "n_forget = 1.5"), "n_forget must be"),
+    (("", ""), RANDOM.replace("n_forget = 20", "n_forget = true"), "n_forget must be"),
+    (("", ""), '[[tasks]]\ntask = "full_class"\ndataset = "Digits"\nclasses = ["-1"]\n', "out of range"),
+    (("", ""), '[[tasks]]\ntask = "random"\ndataset = "Digits"\n[tasks.method_settings.NTK]\nmax_retain = 3\n',
+     "write 'ntk'"),
+    (("", ""), '[variants]\nx = 3\n', "needs a method"),
+    (("", ""), '[variants]\n"ssd@x" = {method = "nosuch"}\n', "unknown method 'nosuch'"),
 ])
 def test_suite_file_values_are_checked_up_front(untrained_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                 edit: tuple[str, str], extra: str, want: str) -> None:
@@ -64,6 +75,9 @@ def test_suite_file_values_are_checked_up_front(untrained_ckpt: Path, tmp_path: 
     (["--nets", " "], "--nets names nothing"),
     (["--set", "seeds=[0,1]"], "--seeds 0,1"),  # suggested `--set seeds.NAME=VALUE`, which cannot work
     (["--set", "methods=['ssd']"], "--methods"),
+    (["--set", "width=abc", "--nets", "ResNet18"], "width (an architecture setting) must be"),  # found when pretraining
+    (["--set", "checkpoints.x=5"], "maps NET/DATASET"),
+    (["--set", "batch_size=0"], "batch_size must be a whole number"),
 ])
 def test_suite_flags_are_checked_up_front(untrained_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           flags: list[str], want: str) -> None:

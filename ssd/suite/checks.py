@@ -102,6 +102,10 @@ def check_values(suite: dict[str, Any], path: Path | str) -> None:
             raise UserError(f"{where}: {key} must be a string; got {suite[key]!r}")
     if suite.get("logger", "none") not in ("none", "wandb"):
         raise UserError(f"{where}: logger must be \"none\" or \"wandb\"; got {suite['logger']!r}")
+    options = {o for n in MODELS.names() for o in MODELS.get(n).options}  # sizes today (ResNet18's width)
+    for key in sorted(options & set(suite)):
+        if not _whole(suite[key], 1):
+            raise UserError(f"{where}: {key} (an architecture setting) must be a whole number ≥ 1; got {suite[key]!r}")
     for key, low in (("retain_eval_size", 1), ("batch_size", 1), ("pretrain_epochs", 1)):
         if key in suite and not _whole(suite[key], low):
             raise UserError(f"{where}: {key} must be a whole number ≥ {low}; got {suite[key]!r}")
