@@ -75,3 +75,28 @@ def test_the_report_page_says_so(tmp_path: Any) -> None:
             _row("ssd", 0, 97.7, "a1000", alpha=1000.0, lam=1.0)]
     text = write_report(rows, tmp_path / "rep").read_text()
     assert "Several configurations in one cell" in text and "ssd[alpha=1000]" in text
+
+
+def test_hunt_cases_of_configuration_labels() -> None:
+    """α 10 and 10.0 are one configuration; rows without recorded settings, another protocol, another
+    checkpoint or two retrain settings are told apart; the baseline's batch size is no configuration."""
+    from ssd.report.configs import label_configurations
+
+    def methods(rows: list[dict[str, Any]]) -> list[str]:
+        return sorted({r["method"] for r in label_configurations(rows)})
+
+    assert methods([_row("ssd", 0, 1, "a", alpha=10, lam=1.0), _row("ssd", 1, 1, "b", alpha=10.0, lam=1)]) == ["ssd"]
+    bare = _row("ssd", 1, 5, "nc")
+    del bare["config"]
+    assert methods([_row("ssd", 0, 1, "s", alpha=10.0), bare]) == ["ssd[settings recorded]",
+                                                                    "ssd[settings unrecorded]"]
+    assert methods([_row("ssd", 0, 1, "p1", protocol="ours"), _row("ssd", 0, 2, "p2", protocol="authors")]) == [
+        "ssd[protocol=authors]", "ssd[protocol=ours]"]
+    other = _row("ssd", 0, 3, "c2", alpha=10.0)
+    other["checkpoint_sha256"] = "ffff0000"
+    assert methods([_row("ssd", 0, 1, "c1", alpha=10.0), other]) == ["ssd[checkpoint=abc123]",
+                                                                      "ssd[checkpoint=ffff0000]"]
+    assert methods([_row("baseline", 0, 97, "b1", batch_size=64), _row("baseline", 1, 96, "b2", batch_size=128)]) == [
+        "baseline"]
+    assert methods([_row("retrain", 0, 0, "r1", epochs=5), _row("retrain", 0, 0, "r2", epochs=10)]) == [
+        "retrain[epochs=10]", "retrain[epochs=5]"]

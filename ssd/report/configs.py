@@ -77,6 +77,19 @@ def _defaults(method: str) -> dict[str, Any]:
     return json.loads(json.dumps(out, default=str))  # as a row stores them (tuples as lists)
 
 
+def _plain(value: Any) -> Any:
+    """Numbers as floats (α = 10 and 10.0 are one setting), containers recursively, for comparing settings."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
 def _text(value: Any) -> str:
     if isinstance(value, float) and math.isfinite(value):
         return f"{value:g}"
@@ -91,7 +104,8 @@ def _label(method: str, c: dict[str, Any] | None, differ: list[str], implied: bo
     shown = [k for k in differ if k in c]
     if implied and "alpha" in c and c.get("reference") == ("retain" if c["alpha"] == "auto" else "full"):
         shown = [k for k in shown if k != "reference"]
-    return f"{method}[{','.join(f'{k}={_text(c[k])}' for k in shown)}]"
+    inner = ",".join(f"{k}={_text(c[k])}" for k in shown)
+    return f"{method}[{inner or 'settings recorded'}]"
 
 
 def _table(row: Row) -> tuple[Any, ...]:
@@ -110,7 +124,7 @@ def label_configurations(rows: Sequence[Row]) -> list[Row]:
             ids.append(None)
             continue
         s = settings_of(r)
-        ident = json.dumps(s, sort_keys=True, default=str)
+        ident = json.dumps(_plain(s), sort_keys=True, default=str)
         groups[_table(r)][ident] = s
         ids.append(ident)
     labels: dict[tuple[tuple[Any, ...], str], str] = {}
