@@ -136,7 +136,7 @@ def class_privacy_section(page: Any, runs: list[Row], out: Path) -> None:
         d = next(iter(methods.values()))[0]["details"]["cmia"]
         title = f"{str(task).replace('_', '-')} {cls} · {net} on {dataset}"
         page.h(3, title)
-        page.p(f"{d['images']} images of the class attacked, k = {d.get('k', len(d['neighbours']))} neighbours "
+        page.p(f"{d['images']} images of the class attacked, k = {len(d['neighbours'])} neighbours "
                f"(first seed's reference: classes {d['neighbours']}).")
         page.grid(*table(methods))
         page.p(disagreement(methods))
