@@ -83,8 +83,14 @@ def run_record(row: Row, rows: Sequence[Row]) -> dict[str, Any]:
             "per_stage": dict(per_stage), "ratios": stats.get("ratios")}
 
 
+def label(row: Row) -> str:
+    """The suite's method label (`ssd@auto`), without the `[checkpoint=…]` that load_rows adds when one
+    table holds several checkpoints (ssd.report.configs): here the scale tells them apart."""
+    return str(row.get("method")).split("[")[0]
+
+
 def records(rows: Sequence[Row]) -> list[dict[str, Any]]:
-    plain = [r for r in rows if not is_sweep(r) and r.get("metrics")]
+    plain = [{**r, "method": label(r)} for r in rows if not is_sweep(r) and r.get("metrics")]
     return [run_record(r, plain) for r in plain]
 
 
