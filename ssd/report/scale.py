@@ -177,6 +177,7 @@ def summary(recs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "class_MIA": mean([r["MIA"] for r in cls]), "random_drop": mean([r["drop"] for r in rnd]),
             "random_Df": mean([r["Df"] for r in rnd]), "random_MIA": mean([r["MIA"] for r in rnd]),
             "alphas": sorted(r["alpha"] for r in g if not math.isnan(r["alpha"])),
+            "class_alphas": sorted(r["alpha"] for r in cls if not math.isnan(r["alpha"])),
             "share": mean([r["share"] for r in g]), "runs": len(g)}
     return out
 
@@ -215,13 +216,14 @@ def scale_claims(page: Any, rows: Sequence[Row]) -> None:
             return fmt(methods.get(method, {}).get(key, math.nan))
         ssd_drops.append(methods.get("ssd", {}).get("class_drop", math.nan))
         body.append([name, cell("ssd", "class_drop"), cell("ssd", "class_DfTest"), cell("ssd", "random_drop"),
-                     _alpha_text(methods.get("ssd@auto", {}).get("alphas", [])), cell("ssd@auto", "class_drop"),
-                     _alpha_text(methods.get("ssd@search", {}).get("alphas", [])), cell("ssd@search", "class_drop"),
-                     cell("lfssd", "class_drop"), _alpha_text(methods.get("lfssd@search", {}).get("alphas", [])),
+                     _alpha_text(methods.get("ssd@auto", {}).get("class_alphas", [])), cell("ssd@auto", "class_drop"),
+                     _alpha_text(methods.get("ssd@search", {}).get("class_alphas", [])), cell("ssd@search", "class_drop"),
+                     cell("lfssd", "class_drop"), _alpha_text(methods.get("lfssd@search", {}).get("class_alphas", [])),
                      cell("lfssd@search", "class_drop")])
     page.p(f"ResNet18 at {len(summ)} widths × training-set sizes (configs/suites/scale.toml, rows in "
            "docs/results/scale/): means over seeds; full class = the mean over the class requests. SSD's full-class "
            f"retain cost at α = 10 {trend(ssd_drops)} across the scales "
-           f"({' → '.join(fmt(v) for v in ssd_drops)} points). α columns: median (range) over requests and seeds.")
+           f"({' → '.join(fmt(v) for v in ssd_drops)} points). α and drop columns: the full-class requests, median "
+           "(range) of α over requests and seeds; random drop: the random 10 % request at α = 10.")
     page.grid(["scale", "SSD α=10 class drop", "DfTest", "random drop", "auto α", "auto drop", "search α",
                "search drop", "LFSSD α=10 class drop", "LFSSD search α", "LFSSD search drop"], body)
