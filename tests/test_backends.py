@@ -95,11 +95,12 @@ n_forget = 20
 
 
 def _comparable(row: dict[str, Any]) -> dict[str, Any]:
-    """Every field but timings (…Time…, …_s), timestamps and whether D's importances came from the
-    cache (which depends on which run got there first)."""
+    """Every field but timings (…Time…, …_time, …_s), timestamps, the process's peak memory and
+    whether D's importances came from the cache (which depends on which run got there first)."""
     row = json.loads(json.dumps(row))
     row.pop("time_utc")
-    row["metrics"] = {k: v for k, v in row["metrics"].items() if "Time" not in k and k != "DCacheHit"}
+    row.pop("peak_memory", None)  # a process measure: a Ray worker's RSS is not the driver's
+    row["metrics"] = {k: v for k, v in row["metrics"].items() if "time" not in k.lower() and k != "DCacheHit"}
     if row.get("method_stats"):
         row["method_stats"] = {k: v for k, v in row["method_stats"].items() if k != "cache_hit" and not k.endswith("_s")}
     return row

@@ -107,7 +107,7 @@ def _remote_execute(job: Job, ctx: dict[str, Any]) -> Outcome:
     try:
         device = task_device(job.device)
     except RuntimeError as err:
-        return Outcome("failed", error=one_line(err), worker=f"{os.uname().nodename}:{os.getpid()}")
+        return Outcome("failed", error=one_line(err), worker=f"{socket.gethostname()}:{os.getpid()}")
     if device != job.device:
         job = replace(job, payload=on_device(job.payload, device), device=device)
     if device.startswith("cuda") and torch.cuda.is_available():
