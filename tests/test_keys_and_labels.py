@@ -60,3 +60,14 @@ def test_variant_labels_that_are_method_names_are_refused(untrained_ckpt: Path, 
     (tmp_path / "s.toml").write_text(text + f'[variants]\n"{label}" = {{method = "ssd", alpha = 100.0}}\n')
     refused(capsys, main, ["--suite", str(tmp_path / "s.toml"), "--no-progress", "--no-report"], "variant label")
     assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_a_whole_number_setting_is_one_run_with_its_float(untrained_ckpt: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`--set alpha=1` (an int) and `--alpha 1` (a float) were keyed apart: the same run twice."""
+    argv = main_args(untrained_ckpt, tmp_path, "--retain-eval-size", "100", method="global_dampening")
+    assert run_cli(forget_full_class_main.main, [*argv, "--set", "alpha=1"]) == 0
+    assert run_cli(forget_full_class_main.main, [*argv, "--alpha", "1"]) == 0
+    assert "already recorded" in capsys.readouterr().out
+    rows = read_rows(tmp_path / "r.jsonl")
+    assert len(rows) == 1 and rows[0]["config"]["method"]["alpha"] == 1.0

@@ -86,6 +86,9 @@ def validate_config(cfg: Any) -> None:
             if not ok:
                 want = " or ".join(sorted(t for t in types if t != "None")) + (" (or None)" if "None" in types else "")
                 raise UserError(f"method setting {f.name} must be {want}; got {value!r} ({cls})")
+            if kind == "int" and "int" not in types:  # `--set alpha=10` is `--alpha 10`: one setting, one run key
+                value = float(value)
+                setattr(cfg, f.name, value)
         if isinstance(value, str) and f.name == "alpha" and value not in ALPHA_WORDS:
             raise UserError(f"method setting alpha must be a number ≥ 0 or one of {', '.join(ALPHA_WORDS)}; "
                             f"got {value!r} ({cls})")
