@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,16 +86,14 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     p.add_argument("-b", type=int, default=None, help="batch size for every method (default: each method's own)")
     p.add_argument("-warm", type=int, default=None, help="accepted for the authors' scripts; unused")
     p.add_argument("-lr", type=float, default=None, help="accepted for the authors' scripts; unused")
-    import ssd.methods  # noqa: F401  (registers the methods named in the help)
-    from ssd.experiment import METHOD_ALIASES
-    from ssd.methods.registry import METHODS
+    from ssd.names import METHOD_ALIASES, method_names  # no torch: --help stays fast
 
-    p.add_argument("-method", required=True, help="unlearning method: " + ", ".join(METHODS.names())
-                   + " (the authors' " + ", ".join(METHOD_ALIASES) + " work too)")
+    p.add_argument("-method", required=True, help="unlearning method: " + ", ".join(method_names())
+                   + " (the authors' " + ", ".join(METHOD_ALIASES) + " work too; settings: scripts/methods.py)")
     # not offered to the random main (hidden there, so the authors' scripts that pass it get the one-line
     # refusal "the random task forgets random samples, not a class" rather than an argparse usage dump)
-    p.add_argument("-forget_class", default=None,
-                   help=argparse.SUPPRESS if task == "random" else "class to forget, by name or index (required)"
+    p.add_argument("-forget_class", default=None, required=task != "random",
+                   help=argparse.SUPPRESS if task == "random" else "class to forget, by name or index"
                        + (" (a fine class)" if task == "sub_class" else ""))
     p.add_argument("-epochs", type=int, default=None, help="epochs for methods that train (default: theirs)")
     p.add_argument("-seed", type=int, default=0, help="seed of the forget/retain split and the method")
@@ -117,12 +114,14 @@ def build_parser(task: str) -> argparse.ArgumentParser:
                    "from (reference models start there; default: the one the checkpoint records)")
     p.add_argument("--results", default=DEFAULT_RESULTS[task], help="JSON-lines file the run is appended to")
     p.add_argument("--logger", choices=("wandb", "none"), default="wandb",
-                   help="wandb: offline unless an account is configured, quiet unless WANDB_SILENT=false")
+                   help="wandb: offline unless an account is configured (files under the results file's folder, "
+                        "wandb/), quiet unless WANDB_SILENT=false")
     p.add_argument("--device", default=None, help="torch device (cpu, cuda, cuda:1)")
     add_precision_flags(p)
     p.add_argument("--retain-eval-size", type=int, default=5000, help="retain-train samples scored")
     p.add_argument("--cache-dir", default="cache", help="cached importances and references")
-    p.add_argument("--progress", action="store_true", help="progress bars inside the method")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="progress bars for the method and the audit (--no-progress: none)")
     p.add_argument("--threads", type=threads_arg, default=None, metavar="N",
                    help="torch CPU threads (default: 1, fastest on a shared 2-core machine; see README)")
     p.add_argument("--ulira", type=int, default=0, metavar="K",
@@ -185,8 +184,8 @@ def method_overrides(method: str, net: str, table: SSDParams, alpha: float | str
     """Resolve α/λ (flag > the main's per-model table) and -epochs into method settings."""
     import dataclasses
 
-    from ssd.experiment import METHOD_ALIASES
     from ssd.methods.registry import METHODS
+    from ssd.names import METHOD_ALIASES
 
     name = METHOD_ALIASES.get(method, method)
     fields = {f.name for f in dataclasses.fields(METHODS.get(name).config)}
@@ -208,23 +207,28 @@ def method_overrides(method: str, net: str, table: SSDParams, alpha: float | str
 
 
 def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Parse a main's flags, run one method, print its metrics, append the row, log to wandb."""
+    """Parse a main's flags, check everything the run needs at once, run one method, print a
+    readable summary and one JSON line, append the row, log to wandb."""
+    import time
+
+    args = build_parser(task).parse_args(argv)  # --help and flag errors before torch is imported
     from ssd.utils import code_version
 
     code_version()  # pinned before any work: the row names the code this process started with
-    args = build_parser(task).parse_args(argv)
+    start = time.perf_counter()
     from datasets import dataset_info
     from ssd.experiment import RunSpec, Session, method_config, run_one, spec_key
     from ssd.results import append_row, done_keys, read_rows
-    from ssd.utils import check_writable, resolve_device, sha256_file
+    from ssd.run_summary import json_line, summary_lines
+    from ssd.utils import check_writable, sha256_file
 
     info = dataset_info(args.dataset)
     if args.classes is not None and args.classes != info.num_classes:
         raise UserError(f"-classes {args.classes} does not match {args.dataset}, which has {info.num_classes} classes")
-    device = resolve_device(args.device, gpu=args.gpu)
+    device = check_needs(args, task)
     spec = RunSpec(
         task=task, net=args.net, dataset=args.dataset, weight_path=args.weight_path, method=args.method,
-        forget_class=args.forget_class, n_forget=getattr(args, "n_forget", 100), seed=args.seed, device=str(device),
+        forget_class=args.forget_class, n_forget=getattr(args, "n_forget", 100), seed=args.seed, device=device,
         batch_size=args.b, data_root=args.data_root, download=args.download,
         retain_eval_size=args.retain_eval_size, pretrained=args.pretrained,
         overrides=method_overrides(args.method, args.net, table, args.alpha, args.lam, args.epochs,
@@ -243,13 +247,16 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
     cfg = method_config(spec.method, spec)  # refuses nonsense settings before any work
     for note in cfg.notes():
         print(f"note: {note}", file=sys.stderr)
-    if Path(spec.weight_path).is_file():
-        key = spec_key(spec, cfg, sha256_file(spec.weight_path))
-        if key in done_keys([args.results]):
-            print(f"this run is already recorded in {args.results} (run_key {key}); nothing appended "
-                  "(delete that row to run it again)")
-            return next(r for r in read_rows(args.results, quiet=True) if r.get("run_key") == key)
-    row = run_one(spec, Session(args.cache_dir), progress=args.progress)
+    key = spec_key(spec, cfg, sha256_file(spec.weight_path))
+    if key in done_keys([args.results]):
+        print(f"this run is already recorded in {args.results} (run_key {key}); nothing appended "
+              "(delete that row to run it again)")
+        return next(r for r in read_rows(args.results, quiet=True) if r.get("run_key") == key)
+    session = Session(args.cache_dir)
+    from ssd.heartbeat import heartbeat
+
+    with heartbeat(f"{args.method}", enabled=args.progress):
+        row = run_one(spec, session, progress=args.progress)
     append_row(args.results, row)
     if args.logger == "wandb":
         from ssd.loggers import log_wandb
@@ -262,9 +269,47 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
         from ssd.methods.alpha_select import describe
 
         print(describe(choice))
-    m = row["metrics"]
-    keys = ("DrTest", "DfTest", "Df", "DrTrain", "TestAcc", "MIA", "ZRF", "MethodTime", "MethodTimeCold") + (
-        ("ULiRA_auc", "ULiRA_acc", "ULiRA_tpr@1%") if args.ulira else ())
-    print(json.dumps({k: None if m.get(k) is None else round(float(m[k]), 4) for k in keys}))
-    print(f"appended to {args.results} (run_key {row['run_key']})")
+    source = ("--alpha/--lambda" if args.alpha is not None or args.lam is not None
+              else f"SSD_PARAMS[{args.net!r}] in {Path(sys.argv[0]).name or 'the main'}")
+    for line in summary_lines(row, original_accuracies(spec, session), alpha_source=source,
+                              total_s=time.perf_counter() - start):
+        print(line)
+    print(json_line(row["metrics"], audited=bool(args.ulira)))
+    where = f"appended to {args.results} (run_key {row['run_key']})"
+    if args.logger == "wandb":
+        where += f"; wandb run (offline unless logged in) under {Path(args.results).parent / 'wandb'}"
+    print(where)
     return row
+
+
+def original_accuracies(spec: Any, session: Any) -> dict[str, float]:
+    """The unchanged model's accuracies on the run's own split (one prediction pass per set)."""
+    from ssd.experiment import build_splits
+    from ssd.metrics import accuracy, predict_logits
+
+    model, meta = session.model(spec)
+    splits = build_splits(spec, session, meta["sha256"], meta)
+    return {key: accuracy(predict_logits(model, data), data.targets)
+            for key, data in (("Df", splits.forget), ("DfTest", splits.forget_test), ("DrTest", splits.retain_test))
+            if data is not None and len(data)}
+
+
+def check_needs(args: argparse.Namespace, task: str) -> str:
+    """The device, the data and the checkpoint checked together: every missing piece is listed
+    at once (one MISSING line each, then one error line), not one per attempt. Returns the device."""
+    from ssd.suite.preflight import checkpoint_need, data_need, device_need
+
+    name = args.device or ("cuda" if args.gpu else "cpu")
+    needs = [device_need(name, net=args.net, dataset=args.dataset), data_need(args.dataset, args.data_root,
+                                                                                download=args.download),
+             checkpoint_need(args.weight_path, args.net, args.dataset, name)]
+    missing = [line for ok, line in needs if not ok]
+    for line in missing:
+        print(f"MISSING {line}", file=sys.stderr)
+    if len(missing) == 1:
+        raise UserError(missing[0])
+    if missing:
+        raise UserError(f"{len(missing)} things this run needs are missing (the MISSING lines above)")
+    from ssd.utils import resolve_device
+
+    return str(resolve_device(args.device, gpu=args.gpu))

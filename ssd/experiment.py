@@ -31,6 +31,7 @@ from ssd.errors import UserError, one_line
 from ssd.methods.alpha_select import effective_reference
 from ssd.methods.protocol import apply_protocol
 from ssd.methods.registry import METHODS, MethodConfig
+from ssd.names import METHOD_ALIASES  # noqa: F401  (re-exported: the authors' -method names)
 from ssd.results import run_key
 from ssd.splits import Splits, make_splits
 from ssd.utils import atomic_write_bytes, code_version, synchronize
@@ -38,8 +39,6 @@ from ssd.utils import atomic_write_bytes, code_version, synchronize
 if TYPE_CHECKING:
     from ssd.privacy.audit import AuditScope
 
-# The authors' -method names, kept working verbatim.
-METHOD_ALIASES = {"ssd_tuning": "ssd", "lfssd_tuning": "lfssd", "FisherForgetting": "fisher", "NTK": "ntk"}
 
 
 @dataclass

@@ -208,10 +208,10 @@ def test_main_takes_alpha_keywords_and_prints_the_choice(digits_ckpt: Path, tmp_
     row = forget_full_class_main.main([*common, "--alpha", "auto"])
     assert row["method_stats"]["alpha_select"]["mode"] == "auto"
     assert row["config"]["method"]["alpha"] == "auto"
-    assert "alpha=auto → " in capsys.readouterr().out
+    assert "alpha=auto chose α = " in capsys.readouterr().out
     row = forget_full_class_main.main([*common, "--alpha", "search", "--set", "search_alphas=[5,50]"])
     assert len(row["method_stats"]["alpha_select"]["candidates"]) == 2
-    assert "alpha=search → " in capsys.readouterr().out
+    assert "alpha=search chose α = " in capsys.readouterr().out
     with pytest.raises(SystemExit) as err:
         forget_full_class_main.main([*common, "--alpha", "sometimes"])
     assert err.value.code == 2

@@ -255,11 +255,16 @@ def resolve_alpha(model: nn.Module, cfg: Any, imp_d: dict[str, torch.Tensor], im
 
 
 def describe(record: dict[str, Any]) -> str:
-    """One line for the console: the mode and the α it chose."""
+    """Plain words for the console: the mode, the α it chose and why."""
     if record["mode"] == "auto":
-        return (f"alpha=auto → {record['alpha']:.4g} (percentile {record['percentile']:.3f} of imp_Df/imp_D, "
-                f"|Df|={record['n_forget']}/{record['n_all']})")
+        return (f"alpha=auto chose α = {record['alpha']:.4g}: the {record['percentile']:.2f}th percentile of "
+                f"imp_Df/imp_D, since the forget set is {record['n_forget']} of {record['n_all']} training images")
     c = next(c for c in record["candidates"] if c["alpha"] == record["alpha"] and c["lam"] == record["lam"])
-    return (f"alpha=search → {record['alpha']:g}, lambda {record['lam']:g} ({record['branch']}; held-out forget "
-            f"{c['forget_acc']:.2f}% ≤ {record['target']:.2f}%?, retain {c['retain_acc']:.2f}% vs "
-            f"{record['retain_base']:.2f}%, {len(record['candidates'])} candidates)")
+    why = {"met": "the mildest setting that forgets",
+           "closest": "no setting forgot within the retain budget; this one forgets most within it",
+           "budget_exceeded": "every setting cost more retain accuracy than the budget; this one costs least"}
+    return (f"alpha=search chose α = {record['alpha']:g}, λ = {record['lam']:g} out of {len(record['candidates'])} "
+            f"settings ({why.get(record['branch'], record['branch'])}): on held-out images it leaves forget "
+            f"accuracy at {c['forget_acc']:.2f}% (forgotten means at most {record['target']:.2f}%) and retain "
+            f"accuracy at {c['retain_acc']:.2f}% (the original: {record['retain_base']:.2f}%, budget "
+            f"{record['budget']:g} points)")

@@ -24,7 +24,7 @@ def _writable(path: Path) -> bool:
     return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
 
 
-def data_need(dataset: str, data_root: str | None) -> Need:
+def data_need(dataset: str, data_root: str | None, download: bool = False) -> Need:
     """Loads the dataset's test split the way a run will (structural checks included)."""
     from datasets import load_dataset
     from datasets.base import resolve_data_root
@@ -34,8 +34,46 @@ def data_need(dataset: str, data_root: str | None) -> Need:
     try:
         data = load_dataset(dataset, train=False, root=data_root)
     except UserError as err:
+        if download:
+            return True, f"data {dataset}: not under {root} yet; --download fetches it"
         return False, f"data {dataset}: {one_line(err)}"
     return True, f"data {dataset}: loads ({len(data):,} test images; data root {root})"
+
+
+# Training images per second on this project's 2-core CPU, 2 threads, quiet machine
+# (docs/measurements.md, `scripts/bench_train.py`): what a pretraining estimate uses.
+CPU_IMAGES_PER_S = {"ConvNet": 5430.0, "ResNet18": 40.8, "SmallViT": 157.9, "ViT": 1.4}
+TRAIN_IMAGES = {"Cifar10": 50_000, "Cifar100": 50_000, "Cifar20": 50_000, "MNIST": 60_000, "FashionMNIST": 60_000,
+                "MNISTCoarse": 60_000, "FashionMNISTCoarse": 60_000, "Digits": 1_347, "DigitsCoarse": 1_347}
+
+
+def pretrain_estimate(net: str, dataset: str) -> tuple[int, float | None]:
+    """(epochs, hours on this CPU) of the net's schedule for the dataset; hours None when unknown."""
+    from ssd.schedules import load_schedule
+
+    try:
+        epochs = load_schedule(net, dataset).epochs
+    except Exception:  # noqa: BLE001  (an estimate only: an unknown pair has none)
+        return 0, None
+    rate, n = CPU_IMAGES_PER_S.get(net), TRAIN_IMAGES.get(dataset)
+    return epochs, None if not (rate and n) else epochs * n / rate / 3600
+
+
+def checkpoint_need(path: str, net: str, dataset: str, device: str) -> Need:
+    """The checkpoint file, with realistic advice when it is missing: the pretraining command and
+    what it costs on this CPU (a GPU where that is days)."""
+    if Path(path).is_file():
+        return True, f"checkpoint {path}: present"
+    epochs, hours = pretrain_estimate(net, dataset)
+    cmd = f"python pretrain_model.py -net {net} -dataset {dataset}" + (" -gpu" if device.startswith("cuda") else "")
+    if hours is None:
+        cost = ""
+    elif hours < 1:
+        cost = f"; {epochs} epochs, about {max(1, round(hours * 60))} min on a 2-core CPU"
+    else:
+        cost = (f"; {epochs} epochs, about {hours:,.0f} h on a 2-core CPU" + (" — pretrain on a GPU (-gpu)"
+                                                                             if hours > 4 else ""))
+    return False, f"checkpoint {path}: no such file (make one: {cmd}{cost})"
 
 
 def pretrained_need(net: str, folder: str | None) -> Need:
@@ -48,11 +86,21 @@ def pretrained_need(net: str, folder: str | None) -> Need:
     return True, f"{net} ImageNet weights: {folder}"
 
 
-def device_need(device: str) -> Need:
+def device_need(device: str, net: str | None = None, dataset: str | None = None) -> Need:
     import torch
 
     if device.startswith("cuda") and not torch.cuda.is_available():
-        return False, f"device {device}: CUDA is not available on this machine (use --device cpu, or run on a GPU)"
+        advice = "run on a machine with a GPU, or use --device cpu (drop -gpu)"
+        if net and dataset:
+            epochs, hours = pretrain_estimate(net, dataset)
+            if hours is not None and hours > 4:
+                advice += (f": on a 2-core CPU one {net} epoch over {dataset} alone takes ~{hours / max(1, epochs):.1f} "
+                           "h, so the methods that train (retrain, finetune…) take hours to days")
+        return False, f"device {device}: CUDA is not available on this machine ({advice})"
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        return False, f"device {device!r}: unknown; use cpu, cuda, cuda:N or mps"
     return True, f"device {device}: available"
 
 
