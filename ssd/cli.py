@@ -55,6 +55,20 @@ def threads_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
 
 
+def add_backend_flags(p: argparse.ArgumentParser) -> None:
+    """--backend, --ray-address, --cpus-per-run, --gpus-per-run (ssd.backends.add_backend_args)."""
+    from ssd.names import BACKEND_NAMES
+
+    p.add_argument("--backend", choices=BACKEND_NAMES, default="serial",
+                   help="where runs execute: serial (this process) or ray (Ray tasks; see README 'Grids on Ray')")
+    p.add_argument("--ray-address", default=None,
+                   help="an existing Ray cluster (e.g. auto, HOST:6379, ray://HOST:10001); default: $RAY_ADDRESS, "
+                        "else a local Ray started for this run")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="ray: CPUs each run asks for")
+    p.add_argument("--gpus-per-run", type=float, default=1.0,
+                   help="ray: GPUs each CUDA run asks for (0.5 puts two runs on a GPU)")
+
+
 def split_list(values: str | Sequence[str]) -> list[str]:
     """A list flag's items: `1,2,5`, `1 2 5` (nargs="+") or a mix; every script accepts both forms."""
     parts = [values] if isinstance(values, str) else list(values)
@@ -133,7 +147,7 @@ def build_parser(task: str) -> argparse.ArgumentParser:
 
 def add_precision_flags(p: argparse.ArgumentParser) -> None:
     """--precision and --channels-last (the mains, pretrain_model.py; ssd/precision.py)."""
-    from ssd.precision import PRECISIONS
+    from ssd.names import PRECISIONS
 
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="fp32, tf32 (CUDA tensor cores) or bf16 (autocast for training and evaluation; SSD's "

@@ -452,7 +452,7 @@ def result_row(spec: RunSpec, method: str, cfg: MethodConfig, meta: dict[str, An
         "references_unavailable": splits.context.get("references_unavailable"),
         "config": {"method": dataclasses.asdict(cfg), "run": dataclasses.asdict(spec)},
         "split_hash": splits.context.get("split_hash"),
-        "n_forget": len(splits.forget), "n_retain": len(splits.retain),
+        "n_forget": len(splits.forget), "n_retain": len(splits.retain), "n_forget_test": len(splits.forget_test),
         "checkpoint": spec.weight_path, "checkpoint_sha256": meta["sha256"],
         "model_options": model_options(meta), "data_subset": meta.get("data_subset"),
         "threads": torch.get_num_threads(),

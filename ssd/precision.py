@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from ssd.errors import UserError
+from ssd.names import PRECISIONS  # the choices (torch-free, for --help)
 
-PRECISIONS = ("fp32", "tf32", "bf16")
 # Precision of SSD's importances (squared gradients) whatever the run's precision: "fp32"
 # computes them outside autocast; "run" would follow the run. Chosen from docs/precision.md.
 IMPORTANCE_PRECISION = "fp32"

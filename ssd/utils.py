@@ -22,7 +22,7 @@ from harness.tensors import sha256_tensors  # noqa: F401  (re-exported)
 
 T = TypeVar("T")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from ssd.names import REPO_ROOT  # noqa: E402,F401  (re-exported)
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -94,3 +94,20 @@ def test_help_lists_every_registered_method() -> None:
     from ssd.names import method_names
 
     assert set(method_names()) == set(METHODS.names())
+
+
+def test_suite_help_is_fast_no_torch_import() -> None:
+    code = ("import sys\nfrom ssd.suite.run import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0 and out.stdout.strip().endswith("NO-TORCH"), out.stdout[-500:] + out.stderr[-500:]
+    assert "--cpus-per-run" in out.stdout and "(default: 1.0)" in out.stdout and "(default 1)" not in out.stdout
+
+
+def test_torch_free_name_lists_match_the_registries() -> None:
+    from ssd.backends import BACKENDS
+    from ssd.names import BACKEND_NAMES, REPO_ROOT
+    from ssd.utils import REPO_ROOT as UTILS_ROOT
+
+    assert tuple(BACKENDS.names()) == BACKEND_NAMES and REPO_ROOT == UTILS_ROOT == REPO

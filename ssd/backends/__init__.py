@@ -34,15 +34,11 @@ __all__ = ["BACKENDS", "Backend", "GridReport", "Job", "Outcome", "RunsFailed", 
 
 
 def add_backend_args(p: Any) -> None:
-    """The backend flags, shared by the suite and the sweep entry points."""
-    p.add_argument("--backend", choices=BACKENDS.names(), default="serial",
-                   help="where runs execute: serial (this process) or ray (Ray tasks; see README 'Grids on Ray')")
-    p.add_argument("--ray-address", default=None,
-                   help="an existing Ray cluster (e.g. auto, HOST:6379, ray://HOST:10001); default: $RAY_ADDRESS, "
-                        "else a local Ray started for this run")
-    p.add_argument("--cpus-per-run", type=float, default=1.0, help="ray: CPUs each run asks for (default 1)")
-    p.add_argument("--gpus-per-run", type=float, default=1.0,
-                   help="ray: GPUs each CUDA run asks for (default 1; 0.5 puts two runs on a GPU)")
+    """The backend flags, shared by the suite and the sweep entry points (defined torch-free in
+    ssd.cli so that `--help` is fast; the registry's names are checked against them in the tests)."""
+    from ssd.cli import add_backend_flags
+
+    add_backend_flags(p)
 
 
 def backend_from_args(args: Any, cache_dir: str) -> Backend:

@@ -218,6 +218,15 @@ def claims_section(page: Any, runs: Sequence[Row], sweeps: Sequence[Row]) -> Cla
            + (" (SSD with D's importances computed; where a run's rows do not show its cold time — a cache hit whose "
               "compute time was not recorded, or a row from before cold times — the claim is not judged rather "
               "than judged on a cached time)" if unjudged else "") + ".")
+    from ssd.report.verdicts import missing_references
+
+    lacking = missing_references(runs)
+    for line in lacking:
+        page.p(f"**Missing references**: {line}.")
+    if all(v.supported is None for v in result.verdicts):
+        page.p("No claim could be judged here" + (": add the rows named above and re-run the suite (recorded runs "
+                                                   "are skipped)." if lacking else "."))
+        return result
     page.grid(["claim", "method", "cells supported", "overall"], summary_lines(result))
     page.grid(["claim", "method", "cell", "value", "reference", "", "verdict"],
               [[v.claim, v.method, v.cell, v.value, v.reference, v.note, _mark(v.supported)] for v in result.verdicts])

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from ssd.report.rows import (
     Row,
+    cached_cold,
     class_label,
     class_names,
     cold_time,
@@ -227,8 +228,8 @@ def method_bars_figure(rows: Sequence[Row], path: Path) -> Path | None:
               ("ActDist: L2 to the retrained model", "ActDist", math.nan),
               ("Loss attack ROC-AUC (0.5 = chance)", "MIA_loss_auc", 1.0),
               ("Confidence attack ROC-AUC", "MIA_conf_auc", 1.0),
-              ("Loss attack TPR at 1% FPR", "MIA_loss_tpr@1%", math.nan),
-              ("Confidence attack TPR at 1% FPR", "MIA_conf_tpr@1%", math.nan)]
+              ("Loss attack TPR at 1% FPR (0.01 = chance)", "MIA_loss_tpr@1%", 1.0),
+              ("Confidence attack TPR at 1% FPR", "MIA_conf_tpr@1%", 1.0)]
     panels = [p for p in panels if any(math.isfinite(metric(r, p[1])) for r in rows)]
     if not panels:  # rows without any of these metrics (hand-made or foreign): nothing to draw
         return None
@@ -252,17 +253,22 @@ def method_bars_figure(rows: Sequence[Row], path: Path) -> Path | None:
             if m in flags and flags[m].bad:
                 bar.set_hatch("///")
                 bar.set_alpha(0.55)
-        span = top if math.isfinite(top) else max(float(np.nanmax(np.append(means + stds, 1e-9))), 1e-9)
+        reach = float(np.nanmax(np.append(np.nan_to_num(means) + stds, 1e-9)))
+        span = max(top, reach) if math.isfinite(top) else max(reach, 1e-9)  # fixed axes; a bar past it widens it
         for yi, mu, sd in zip(y, means, stds, strict=True):
             text = "n/a" if math.isnan(mu) else f"{mu:.1f}" if span > 1.5 else f"{mu:.2f}"
-            ax.text(np.nan_to_num(mu) + sd + span * 0.015, yi, text, va="center", fontsize=7)
+            # the label right of the bar, kept inside the panel (xlim below leaves room for it)
+            ax.text(min(np.nan_to_num(mu) + sd + span * 0.015, span * 1.02), yi, text, va="center", fontsize=7,
+                    clip_on=True)
         for ref_rows, style in zip(reference.values(), ("--", ":"), strict=True):
             value = mean_std([metric(r, key) for r in ref_rows])[0] if ref_rows else math.nan
             if math.isfinite(value) and key != "ActDist":
                 ax.axvline(value, color="#444444", ls=style, lw=1)
         if key.endswith("_auc"):
             ax.axvline(0.5, color="#2ca02c", lw=1)
-        ax.set_xlim(0, span * 1.18)
+        if key.endswith("tpr@1%"):  # an attacker at chance finds 1 % of members at 1 % FPR
+            ax.axvline(0.01, color="#2ca02c", lw=1)
+        ax.set_xlim(0, span * 1.22)
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(True, axis="x", alpha=0.3)
@@ -273,7 +279,7 @@ def method_bars_figure(rows: Sequence[Row], path: Path) -> Path | None:
     seeds = sorted({r.get("seed") for r in rows}, key=str)
     fig.suptitle(f"{task.replace('_', '-')} · {rows[0].get('net')}/{rows[0].get('dataset')} · forget "
                  f"{class_label(rows[0])} — mean ± std over {len(seeds)} seed(s). Red = SSD, grey = the original "
-                 "model; dashed line = original, dotted = retrain; hatched = flagged", fontsize=10)
+                 "model; dashed line = original, dotted = retrain, green = chance; hatched = flagged", fontsize=10)
     return save(fig, path)
 
 
@@ -295,13 +301,18 @@ def time_figure(rows: Sequence[Row], path: Path) -> Path | None:
     means = np.array([stats[m][0] for m in methods])
     stds = np.nan_to_num(np.array([stats[m][1] for m in methods]))
     lower = np.minimum(stds, means * 0.9)  # keep the whisker above zero on a log axis
+    cached = {m for m in methods if any(cached_cold(r) for r in rows if r["method"] == m)}
     fig = Figure(figsize=(8, 0.42 * len(methods) + 2.0), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(methods))
     colors = [HIGHLIGHT if m in ("ssd", "lfssd") else AFTER_COLOR for m in methods]
-    ax.barh(y, means, 0.65, xerr=[lower, stds], capsize=3, color=colors, error_kw={"lw": 1})
-    for yi, mu, sd in zip(y, means, stds, strict=True):
-        ax.text((mu + sd) * 1.25, yi, _seconds(mu), va="center", fontsize=8)
+    bars = ax.barh(y, means, 0.65, xerr=[lower, stds], capsize=3, color=colors, error_kw={"lw": 1})
+    for bar, m in zip(bars, methods, strict=True):
+        if m in cached:
+            bar.set_hatch("xx")
+            bar.set_alpha(0.6)
+    for yi, mu, sd, m in zip(y, means, stds, methods, strict=True):
+        ax.text((mu + sd) * 1.25, yi, _seconds(mu) + (" †" if m in cached else ""), va="center", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlim(means.min() / 3, (means + stds).max() * 12)
     ax.set_yticks(y, methods)
@@ -310,6 +321,8 @@ def time_figure(rows: Sequence[Row], path: Path) -> Path | None:
     r0 = rows[0]
     note = f"\nleft out (under {TIME_FLOOR * 1000:g} ms, nothing trained): {', '.join(left_out)}" if left_out else ""
     note += f"\nleft out (no cold time in the rows): {', '.join(unknown)}" if unknown else ""
+    note += ("\n† hatched: includes D's importance time recorded when the cache entry was filled (another load); "
+             "compare with care" if cached else "")
     ax.set_title(f"Method time — {str(r0.get('task')).replace('_', '-')} · {r0.get('net')}/{r0.get('dataset')}{note}",
                  fontsize=10)
     return save(fig, path)

@@ -169,7 +169,11 @@ def _tables_section(page: Page, runs: list[Row], out: Path, notes: dict[str, str
            "forget class; a second table per task holds the stronger membership attacks and the distance to the "
            "retrained model. Each table is also saved as Markdown, CSV (full precision) and LaTeX (booktabs); "
            "every metric of every group is in [tables/summary.csv](tables/summary.csv).")
-    page.p(legend())
+    page.p(legend(runs))
+    from ssd.report.verdicts import missing_references
+
+    for line in missing_references(runs):
+        page.p(f"**Missing references**: {line}.")
     from ssd.report.configs import mixed_cells
 
     mixed = mixed_cells(runs)

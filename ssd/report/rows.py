@@ -232,6 +232,14 @@ def cold_time(row: Row) -> float:
     return math.nan
 
 
+def cached_cold(row: Row) -> bool:
+    """Whether the row's cold time adds D's importance time from a cache entry filled earlier (under
+    another load): such times are marked † in tables and hatched in figures."""
+    m = row.get("metrics") or {}
+    stats = row.get("method_stats") if isinstance(row.get("method_stats"), dict) else {}
+    return bool(m.get("DCacheHit", stats.get("cache_hit"))) and math.isfinite(cold_time(row))
+
+
 def with_cold_time(row: Row) -> Row:
     """A copy of `row` whose metrics hold `cold_time(row)` under COLD_TIME (for ssd.summary.summarize)."""
     return {**row, "metrics": {**(row.get("metrics") or {}), COLD_TIME: cold_time(row)}}

@@ -14,7 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ssd.report.rows import COLD_TIME, Row, class_label, df_key, order_methods, slug, with_cold_time
+from ssd.report.rows import (
+    COLD_TIME,
+    Row,
+    cached_cold,
+    class_label,
+    df_key,
+    order_methods,
+    slug,
+    with_cold_time,
+)
 from ssd.report.verdicts import Verdict, verdicts
 from ssd.report.verdicts import legend as flag_rules
 from ssd.summary import fmt, summarize
@@ -65,6 +74,7 @@ class Table:
     columns: tuple[tuple[str, int], ...] = COLUMNS
     kind: str = "main"  # "main" (accuracies, flags) or "privacy" (stronger attacks, ActDist)
     flags: dict[tuple[str, str], Verdict] = field(default_factory=dict)  # (method, class) → verdict
+    cached: set[tuple[str, str]] = field(default_factory=set)  # (method, class) whose cold time used a cache entry
 
     @property
     def labels(self) -> list[str]:
@@ -99,6 +109,8 @@ class Table:
                        "samples the entropy attack calls members; ZRF = 1 − JS divergence to an untrained model; "
                        "Time = method wall-clock seconds with D's importances computed (cold); Cached = the same "
                        "run's seconds, lower only where SSD read D's importances from the cache."
+                       + (" † = the cold time adds D's importance time recorded when the cache entry was filled, "
+                          "under another load: compare with care (clear the cache to re-time)." if self.cached else "")
                        + (f" {flag_rules()}" if self.flags and legend else ""))
 
     def text(self, method: str, cls: str, label: str, digits: int = 2) -> str:
@@ -106,7 +118,8 @@ class Table:
             verdict = self.flags.get((method, cls))
             return "" if verdict is None else verdict.short()
         cell = self.cells.get((method, cls, label))
-        return "–" if cell is None else fmt(cell.mean, cell.std, digits)
+        mark = " †" if label == "Time (s)" and (method, cls) in self.cached else ""
+        return "–" if cell is None else fmt(cell.mean, cell.std, digits) + mark
 
     def row_cells(self, method: str) -> list[str]:
         digits = dict(self.columns)
@@ -137,6 +150,10 @@ def build_tables(rows: Sequence[Row], kind: str = "main") -> list[Table]:
         verdict = flags.get((*tkey, s["_class"], s["method"]))
         if verdict is not None:
             t.flags[(s["method"], s["_class"])] = verdict
+    for r in tagged:
+        t = tables.get((str(r.get("task")), str(r.get("dataset")), str(r.get("net"))))
+        if t is not None and cached_cold(r):
+            t.cached.add((str(r.get("method")), r["_class"]))
     for t in tables.values():
         t.methods = order_methods(t.methods)
     if kind != "main":  # drop columns no method has (e.g. ActDist without retrain)

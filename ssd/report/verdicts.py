@@ -115,11 +115,36 @@ def verdicts(rows: Sequence[Row]) -> dict[tuple[Any, ...], Verdict]:
     return out
 
 
-def legend() -> str:
-    """The rules, for captions and the page."""
+def legend(rows: Sequence[Row] = ()) -> str:
+    """The rules, for captions and the page; the margin worded in the report's own datasets' images
+    (the smallest forget-test class of each dataset among the rows' class tasks)."""
+    sizes: dict[str, int] = {}
+    for r in rows:
+        n = r.get("n_forget_test")
+        if r.get("task") != "random" and isinstance(n, int) and n > 0:
+            sizes[str(r.get("dataset"))] = min(n, sizes.get(str(r.get("dataset")), n))
+    scale = "; ".join(f"on {ds}: {FORGET_MARGIN / 100 * n:.0f} of the {n:,} images of the smallest forget-test "
+                      "class" for ds, n in sorted(sizes.items()))
     return (f"Flags: “did not forget” = forget accuracy within {FORGET_MARGIN:g} points of the original model's "
-            "(5 points = two images of Digits' ~45-image forget-test class; retraining moves a class task by "
-            "~98); “collapsed” = retain-test accuracy closer to chance (100/classes) than to the original's; "
+            f"({scale + '; ' if scale else ''}retraining moves a class task by ~98 points); “collapsed” = "
+            "retain-test accuracy closer to chance (100/classes) than to the original's; "
             f"“retain −N pts” = retain-test accuracy more than {FORGET_MARGIN:g} points below the original's; "
             "“not judged” = the retrained model's own forget accuracy is within the margin of the original's "
             "(nothing to detect, e.g. random samples of a model that generalises). Judged on means over seeds.")
+
+
+def missing_references(rows: Sequence[Row]) -> list[str]:
+    """One sentence per (task, dataset, net) whose cells lack the rows flags and claims judge against."""
+    have: dict[tuple[Any, ...], set[str]] = defaultdict(set)
+    for r in rows:
+        have[(r.get("task"), r.get("dataset"), r.get("net"))].add(str(r.get("variant_of") or r.get("method")))
+    out = []
+    for (task, dataset, net), methods in sorted(have.items(), key=str):
+        lack = [m for m in ("baseline", "retrain") if m not in methods]
+        if lack:
+            what = {"baseline": "the flags compare each method with the original model's row",
+                    "retrain": "the claims and the 'not judged' rule compare with the retrained model's"}
+            out.append(f"{str(task).replace('_', '-')} · {net}/{dataset} has no {' and no '.join(lack)} rows: add "
+                       f"{' and '.join(repr(m) for m in lack)} to the suite's methods "
+                       f"({'; '.join(what[m] for m in lack)})")
+    return out

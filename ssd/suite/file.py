@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ssd.errors import UserError, one_line
+from ssd.names import REPO_ROOT
 from ssd.suite.checks import check_class, check_values, check_variants
-from ssd.utils import REPO_ROOT
 
 TASKS = ("full_class", "sub_class", "random")
 # The keys a suite file may hold (a typo such as `methds` is refused, not ignored). Add new keys here.

@@ -51,10 +51,7 @@ def suite_flag_defaults(suite: dict[str, Any], args: argparse.Namespace, argv: S
 
 
 def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    from ssd.cli import HelpFormatter, split_list, threads_arg
-    from ssd.utils import code_version
-
-    code_version()  # pinned before any work: the rows name the code this process started with
+    from ssd.cli import HelpFormatter, add_backend_flags, split_list, threads_arg
 
     p = argparse.ArgumentParser(
         prog="python -m ssd.suite", formatter_class=HelpFormatter, allow_abbrev=False,
@@ -92,12 +89,15 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                    help="dry run: price the grid with these rates (JSON, e.g. a gpu_check summary) instead of a probe")
     p.add_argument("--estimate-json", default=None, metavar="FILE",
                    help="dry run: also write the estimate (every run's seconds, the totals, the rates) as JSON")
-    from ssd.backends import add_backend_args, backend_from_args, drive
+    add_backend_flags(p)
+    args = p.parse_args(argv)  # --help and flag errors before torch is imported
+    from ssd.utils import code_version
+
+    code_version()  # pinned before any work: the rows name the code this process started with
+    from ssd.backends import backend_from_args, drive
     from ssd.backends.claims import claimed_jobs
     from ssd.backends.jobs import cell_label, grid_jobs
 
-    add_backend_args(p)
-    args = p.parse_args(argv)
     if args.no_progress:  # also inside the methods (ssd.backends.jobs.run_cell)
         os.environ["SSD_NO_PROGRESS"] = "1"
     for flag, given in (("--methods", args.methods), ("--nets", args.nets)):
