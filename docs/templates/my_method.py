@@ -45,7 +45,7 @@ def my_method(model: nn.Module, splits: Splits, cfg: MyMethodConfig) -> nn.Modul
     and return it (or return a new model of the same architecture)."""
     device = model_device(model)
     forget, retain = splits.forget.to(device), splits.retain.to(device)
-    gen_f, gen_r = generator_for(cfg, 0), generator_for(cfg, 1)  # seeded from cfg.seed: reruns are identical
+    gen_f, gen_r = generator_for(cfg, 0, device=device), generator_for(cfg, 1, device=device)  # from cfg.seed
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
     model.train()
     step = 0
