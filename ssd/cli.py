@@ -11,7 +11,7 @@ import ast
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ssd.errors import UserError
 
@@ -69,6 +69,13 @@ def add_backend_flags(p: argparse.ArgumentParser) -> None:
                    help="ray: GPUs each CUDA run asks for (0.5 puts two runs on a GPU)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A flag error is one line and exit 2, like every other refusal (no usage dump; --help has it)."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def split_list(values: str | Sequence[str]) -> list[str]:
     """A list flag's items: `1,2,5`, `1 2 5` (nargs="+") or a mix; every script accepts both forms."""
     parts = [values] if isinstance(values, str) else list(values)
@@ -88,7 +95,7 @@ EXAMPLES = {
 def build_parser(task: str) -> argparse.ArgumentParser:
     what = {"full_class": "forget one whole class", "sub_class": "forget one fine class inside its coarse class",
             "random": "forget N random training samples"}[task]
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         description=f"{task.replace('_', '-')} forgetting: {what}; prints the metrics and appends one result row.",
         epilog=f"example (after ./MAIN_run_experiments.sh --suite quick has made the Digits checkpoints):\n  "
                f"{EXAMPLES[task]}", formatter_class=HelpFormatter, allow_abbrev=False)

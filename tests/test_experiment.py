@@ -101,7 +101,7 @@ def _cli(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-method", "baseline"], "needs -forget_class"),
+        (["-method", "baseline"], "required: -forget_class"),
         (["-method", "nope", "-forget_class", "2"], "choose one of"),
         (["-method", "finetune", "-forget_class", "2", "--alpha", "3"], "has no alpha"),
         (["-method", "baseline", "-forget_class", "eleven"], "unknown class"),

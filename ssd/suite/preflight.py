@@ -100,7 +100,7 @@ def device_need(device: str, net: str | None = None, dataset: str | None = None)
     try:
         torch.device(device)
     except (RuntimeError, ValueError, TypeError):
-        return False, f"device {device!r}: unknown; use cpu, cuda, cuda:N or mps"
+        return False, f"unknown device {device!r}; use cpu, cuda, cuda:N or mps"
     return True, f"device {device}: available"
 
 

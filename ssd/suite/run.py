@@ -82,9 +82,9 @@ def run_suite(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                    "something is missing")
     p.add_argument("--no-probe", action="store_true", help="dry run: no throughput probe and no time estimate")
     p.add_argument("--probe-budget", type=float, default=1.0, metavar="S",
-                   help="dry run: seconds per probe measurement (default 1)")
+                   help="dry run: seconds per probe measurement")
     p.add_argument("--estimate-workers", type=int, default=8, metavar="N",
-                   help="dry run: also estimate the grid on N Ray workers (default 8)")
+                   help="dry run: also estimate the grid on N Ray workers")
     p.add_argument("--rates", default=None, metavar="FILE",
                    help="dry run: price the grid with these rates (JSON, e.g. a gpu_check summary) instead of a probe")
     p.add_argument("--estimate-json", default=None, metavar="FILE",
