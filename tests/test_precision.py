@@ -4,6 +4,7 @@ key and row say, and that a CPU run in the default setting is what it was before
 from __future__ import annotations
 
 import dataclasses
+import mmap
 from pathlib import Path
 
 import pytest
@@ -149,8 +150,13 @@ def test_peak_memory_is_the_windows_own_peak() -> None:
         pytest.skip("this kernel does not let a process reset its RSS peak (/proc/self/clear_refs)")
     start, _ = prec.rss_peak_bytes()
     with prec.PeakMemory("cpu") as big:
-        block = torch.ones(64 * 2**20 // 4)
-        del block
+        # fresh anonymous pages, every one touched: torch.ones could reuse heap pages already
+        # resident from earlier tests (glibc raises its mmap threshold after a big free), and then
+        # the RSS would not grow by the block's size (seen in a full test run)
+        block = mmap.mmap(-1, 64 * 2**20)
+        for offset in range(0, len(block), 4096):
+            block[offset] = 1
+        block.close()
     with prec.PeakMemory("cpu") as small:
         pass
     assert big.record()["kind"] == "rss" and big.record()["since"] == "run"
