@@ -35,8 +35,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 # torch's CPU threads per run when neither --threads nor a suite's `threads` says (docs/measurements.md,
-# "Threads": one thread is as fast as two for the small models on an idle 2-core machine, and
-# several times faster when other processes share the cores).
+# "Threads": on an idle 2-core machine two threads were 1.4x faster, on a loaded one 10-19x slower).
 DEFAULT_THREADS = 1
 
 
