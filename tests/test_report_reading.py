@@ -101,3 +101,12 @@ def test_claims_section_says_which_rows_to_add() -> None:
     body = "\n".join(page.text)
     assert "Missing references" in body and "'baseline' and 'retrain'" in body
     assert "GRID" not in body  # no table of n/a
+
+
+def test_bold_in_a_grid_cell_is_bold_on_the_html_page() -> None:
+    from ssd.report.page import Page
+
+    page = Page()
+    page.grid(["claim", "verdict"], [["MIA near retrain's <x>", "**not supported**"]])
+    html = page.html("t")
+    assert "<strong>not supported</strong>" in html and "**" not in html and "&lt;x&gt;" in html

@@ -136,7 +136,7 @@ def _html_table(header: list[str], body: list[list[str]], caption: str | None = 
     e = html.escape
     cap = f"<caption>{e(caption)}</caption>" if caption else ""
     head = "".join(f"<th>{e(h)}</th>" for h in header)
-    rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in body)
+    rows = "".join("<tr>" + "".join(f"<td>{_inline_html(str(c))}</td>" for c in r) + "</tr>" for r in body)
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
