@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from ssd.errors import UserError, run_cli
-from ssd.suite.file import RAY_KEYS, SUITE_KEYS, SWEEP_KEYS, TASK_KEYS, check_suite, load_suite
+from ssd.suite.checks import RAY_KEYS
+from ssd.suite.file import SUITE_KEYS, SWEEP_KEYS, TASK_KEYS, check_suite, load_suite
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "first-study.md"

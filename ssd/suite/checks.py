@@ -4,6 +4,7 @@ is one line before any work, never a traceback or a cell dropped at run time wit
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,34 @@ def check_values(suite: dict[str, Any], path: Path | str) -> None:
             raise UserError(f"{where}: sweep {i} methods must be a non-empty list of method names; got {sweep_methods!r}")
         if "set" in sw and not isinstance(sw["set"], dict):
             raise UserError(f"{where}: sweep {i} set must be a table of SSD settings; got {sw['set']!r}")
+
+
+# The suite's [ray] keys and the flags they stand for (ssd.suite.run.suite_flag_defaults).
+RAY_KEYS = {"address": "ray_address", "cpus_per_run": "cpus_per_run", "gpus_per_run": "gpus_per_run"}
+
+
+def check_run_settings(suite: dict[str, Any], path: Path | str) -> None:
+    """Where and how the runs execute: `threads`, `backend`, `[ray]`, `report` (defaults of their flags)."""
+    from ssd.cli import check_threads
+    from ssd.names import BACKEND_NAMES
+
+    where = f"suite {path}"
+    if "threads" in suite:
+        check_threads(suite["threads"], f"{where}: threads")
+    if "backend" in suite and suite["backend"] not in BACKEND_NAMES:
+        raise UserError(f"{where}: backend must be one of {', '.join(BACKEND_NAMES)}; got {suite['backend']!r}")
+    if "ray" in suite:
+        ray = suite["ray"]
+        if not isinstance(ray, dict):
+            raise UserError(f"{where}: ray must be a table, e.g. [ray] with cpus_per_run = 1")
+        extra = sorted(set(ray) - set(RAY_KEYS))
+        if extra:
+            raise UserError(f"{where}: unknown key(s) {', '.join(extra)} in [ray]; known: {', '.join(sorted(RAY_KEYS))}")
+        for key in ("cpus_per_run", "gpus_per_run"):
+            v = ray.get(key, 1)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise UserError(f"{where}: ray.{key} must be a number > 0; got {v!r}")
+        if not isinstance(ray.get("address", ""), str):
+            raise UserError(f"{where}: ray.address must be a string (auto, HOST:6379, ray://HOST:10001)")
+    if "report" in suite and not (isinstance(suite["report"], str) and suite["report"]):
+        raise UserError(f"{where}: report must be a folder path; got {suite['report']!r}")

@@ -4,7 +4,6 @@ and `--set KEY=VALUE` applied on top."""
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 from ssd.errors import UserError, one_line
 from ssd.names import REPO_ROOT
-from ssd.suite.checks import check_class, check_values, check_variants
+from ssd.suite.checks import check_class, check_run_settings, check_values, check_variants
 
 TASKS = ("full_class", "sub_class", "random")
 # The keys a suite file may hold (a typo such as `methds` is refused, not ignored). Add new keys here.
@@ -21,7 +20,6 @@ SUITE_KEYS = {"description", "results", "device", "seeds", "methods", "nets", "l
               "backend", "ray", "report", "protocol", "pretrain_epochs", "train_subset", "test_subset", "ulira",
               "ulira_settings", "method_notes", "threads", "precision",
               "channels_last"}  # plus every model's architecture options (e.g. ResNet18's width)
-RAY_KEYS = {"address": "ray_address", "cpus_per_run": "cpus_per_run", "gpus_per_run": "gpus_per_run"}  # → flags
 TASK_KEYS = {"task", "dataset", "classes", "n_forget", "ulira", "ulira_settings", "method_settings"}
 SWEEP_KEYS = {"task", "dataset", "forget_class", "alphas", "lambdas", "baseline_alphas", "methods", "net", "set",
               "n_forget"}
@@ -81,29 +79,7 @@ def check_suite(suite: dict[str, Any], path: Path | str) -> None:
     check_precision(suite.get("precision"), f"suite {path}: precision")
     if not isinstance(suite.get("channels_last", False), bool):
         raise UserError(f"suite {path}: channels_last must be true or false, got {suite['channels_last']!r}")
-    if "threads" in suite:
-        from ssd.cli import check_threads
-
-        check_threads(suite["threads"], f"suite {path}: threads")
-    if "backend" in suite:
-        from ssd.backends import BACKENDS
-
-        if suite["backend"] not in BACKENDS.names():
-            raise UserError(f"suite {path}: backend must be one of {', '.join(BACKENDS.names())}; "
-                            f"got {suite['backend']!r}")
-    if "ray" in suite:
-        ray = suite["ray"]
-        if not isinstance(ray, dict):
-            raise UserError(f"suite {path}: ray must be a table, e.g. [ray] with cpus_per_run = 1")
-        unknown(ray, set(RAY_KEYS), "[ray]")
-        for key in ("cpus_per_run", "gpus_per_run"):
-            v = ray.get(key, 1)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise UserError(f"suite {path}: ray.{key} must be a number > 0; got {v!r}")
-        if not isinstance(ray.get("address", ""), str):
-            raise UserError(f"suite {path}: ray.address must be a string (auto, HOST:6379, ray://HOST:10001)")
-    if "report" in suite and not (isinstance(suite["report"], str) and suite["report"]):
-        raise UserError(f"suite {path}: report must be a folder path; got {suite['report']!r}")
+    check_run_settings(suite, path)
     check_values(suite, path)
 
 

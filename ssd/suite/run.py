@@ -36,7 +36,7 @@ def check_outputs(args: argparse.Namespace, results: Path, report: Path | None, 
 def suite_flag_defaults(suite: dict[str, Any], args: argparse.Namespace, argv: Sequence[str] | None) -> None:
     """The suite's `backend`, `[ray]`, `report` and `threads` keys, where no flag says otherwise."""
     from ssd.cli import DEFAULT_THREADS
-    from ssd.suite.file import RAY_KEYS
+    from ssd.suite.checks import RAY_KEYS
 
     given = set(sys.argv[1:] if argv is None else argv)
     flags = {a.split("=", 1)[0] for a in given}
