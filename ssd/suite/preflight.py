@@ -43,8 +43,6 @@ def data_need(dataset: str, data_root: str | None, download: bool = False) -> Ne
 # Training images per second on this project's 2-core CPU, 2 threads, quiet machine
 # (docs/measurements.md, `scripts/bench_train.py`): what a pretraining estimate uses.
 CPU_IMAGES_PER_S = {"ConvNet": 5430.0, "ResNet18": 40.8, "SmallViT": 157.9, "ViT": 1.4}
-TRAIN_IMAGES = {"Cifar10": 50_000, "Cifar100": 50_000, "Cifar20": 50_000, "MNIST": 60_000, "FashionMNIST": 60_000,
-                "MNISTCoarse": 60_000, "FashionMNISTCoarse": 60_000, "Digits": 1_347, "DigitsCoarse": 1_347}
 
 
 def pretrain_estimate(net: str, dataset: str) -> tuple[int, float | None]:
@@ -55,7 +53,9 @@ def pretrain_estimate(net: str, dataset: str) -> tuple[int, float | None]:
         epochs = load_schedule(net, dataset).epochs
     except Exception:  # noqa: BLE001  (an estimate only: an unknown pair has none)
         return 0, None
-    rate, n = CPU_IMAGES_PER_S.get(net), TRAIN_IMAGES.get(dataset)
+    from ssd.suite.cost import KNOWN_SIZES  # (train, test) images per dataset, the cost model's table
+
+    rate, n = CPU_IMAGES_PER_S.get(net), KNOWN_SIZES.get(dataset, (None, None))[0]
     return epochs, None if not (rate and n) else epochs * n / rate / 3600
 
 
