@@ -27,11 +27,18 @@ import torch
 from torch import nn
 
 from ssd.errors import UserError, run_cli
+from ssd.sweep_plan import (  # noqa: F401  (re-exported: callers import the plan from here)
+    SSD_LIKE,
+    labelled,
+    point_key,
+    sweep_keys,
+    sweep_param,
+    sweep_plan,
+)
 
 Row = dict[str, Any]
 DEFAULT_ALPHAS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 DEFAULT_METHODS = ("ssd", "output_dampening", "global_dampening")
-SSD_LIKE = ("ssd", "lfssd")
 
 
 def parse_floats(text: str | Sequence[str], flag: str, keywords: Sequence[str] = (),
@@ -52,13 +59,6 @@ def parse_floats(text: str | Sequence[str], flag: str, keywords: Sequence[str] =
         raise UserError(f"{flag} needs at least one value")
     check_grid(flag, [v for v in values if not isinstance(v, str)] or [0.0], positive=positive)
     return values
-
-
-def sweep_param(alphas: Sequence[float], lambdas: Sequence[float]) -> str:
-    """What an SSD sweep varies: "alpha", "lambda" (one α, several λ) or "grid" (both)."""
-    if len(lambdas) > 1 and len(alphas) == 1:
-        return "lambda"
-    return "grid" if len(lambdas) > 1 else "alpha"
 
 
 def run_sweep(spec: Any, **kwargs: Any) -> list[Row]:
@@ -234,41 +234,6 @@ def sweep_job(payload: Any, key: str) -> Any:
     return Job(key=key, label=cell, cell=cell, fn=run_sweep_job, payload=payload, device=s.device)
 
 
-def sweep_plan(spec: Any, alphas: Sequence[float], lambdas: Sequence[float], methods: Sequence[str],
-               baseline_alphas: Sequence[float] | None) -> tuple[Any, list[tuple[str, Any, list[Any]]]]:
-    """(the baseline's config, [(method, its config, one config per point)]): every point's
-    settings built, hence validated, before any work; methods not defined for the task left out."""
-    from ssd.experiment import method_config
-    from ssd.methods.registry import METHODS
-
-    base_cfg = method_config("baseline", dataclasses.replace(spec, method="baseline", overrides={}))
-    plan: list[tuple[str, Any, list[Any]]] = []
-    for method in methods:
-        if spec.task not in METHODS.get(method).tasks:
-            continue
-        if method in SSD_LIKE:
-            cfg = method_config(method, dataclasses.replace(spec, method=method))
-            if method == "lfssd":
-                cfg = dataclasses.replace(cfg, mode="lf")
-            plan.append((method, cfg, [dataclasses.replace(cfg, alpha=float(a), lam=float(lam))  # as rows record them
-                                       for lam in lambdas for a in alphas if not isinstance(a, str)]
-                         + [dataclasses.replace(cfg, alpha=a) for a in alphas if isinstance(a, str)]))
-        else:
-            grid = [a for a in (baseline_alphas if baseline_alphas is not None else alphas) if not isinstance(a, str)]
-            plan.append((method, None, [method_config(method, dataclasses.replace(
-                spec, method=method, overrides={"alpha": a})) for a in grid]))
-    return base_cfg, plan
-
-
-def sweep_keys(spec: Any, checkpoint_sha: str, alphas: Sequence[float], lambdas: Sequence[float],
-               methods: Sequence[str], baseline_alphas: Sequence[float] | None) -> list[str]:
-    """The run keys of every point a sweep records (its baseline row included), without running it."""
-    base_cfg, plan = sweep_plan(spec, alphas, lambdas, methods, baseline_alphas)
-    param = sweep_param(alphas, lambdas)
-    return [point_key(spec, "baseline", base_cfg, checkpoint_sha, "none")] + [
-        point_key(spec, m, c, checkpoint_sha, param if m in SSD_LIKE else "alpha") for m, _, cfgs in plan for c in cfgs]
-
-
 def changed_weights(model: nn.Module, original: nn.Module) -> int:
     """How many weights of `model` differ from `original`'s (same architecture)."""
     ref = dict(original.named_parameters())
@@ -294,22 +259,6 @@ def _row(spec: Any, method: str, cfg: Any, meta: dict[str, Any], splits: Any, me
     point_spec = labelled(dataclasses.replace(spec, method=method), method, cfg)
     key = point_key(spec, method, cfg, meta["sha256"], sweep["param"])
     return {**result_row(point_spec, method, cfg, meta, splits, metrics, details, key), "sweep": sweep}
-
-
-def labelled(spec: Any, method: str, cfg: Any) -> Any:
-    """An α-keyword point ("auto"/"search") is its own labelled curve, e.g. `ssd@auto`."""
-    alpha = getattr(cfg, "alpha", None)
-    return dataclasses.replace(spec, label=f"{method}@{alpha}") if isinstance(alpha, str) else spec
-
-
-def point_key(spec: Any, method: str, cfg: Any, checkpoint_sha: str, param: str) -> str:
-    """A sweep point's run key (known before the point is computed, so resume can skip it)."""
-    from ssd.experiment import spec_key
-    from ssd.results import run_key
-
-    return run_key({"sweep_of": spec_key(labelled(dataclasses.replace(spec, method=method), method, cfg), cfg,
-                                         checkpoint_sha),
-                    "param": param})
 
 
 def build_parser() -> argparse.ArgumentParser:
