@@ -145,7 +145,8 @@ def build_parser(task: str) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=threads_arg, default=None, metavar="N",
                    help="torch CPU threads (default: 1, fastest on a shared 2-core machine; see README)")
     p.add_argument("--ulira", type=int, default=0, metavar="K",
-                   help="random task: U-LiRA privacy audit with K shadow models (even, >= 4; 0 = off)")
+                   help="U-LiRA privacy audit with K shadow models (even, >= 4; 0 = off); class tasks: "
+                        "the shadows unlearn the class (docs/privacy.md)")
     p.add_argument("--ulira-set", action="append", default=[], metavar="KEY=VALUE",
                    help="U-LiRA setting, e.g. --ulira-set pool=2000 --ulira-set epochs=10 (ssd/privacy/audit.py)")
     return p

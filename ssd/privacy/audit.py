@@ -1,13 +1,15 @@
 """The U-LiRA driver: shadow models on random halves of a pool, unlearning, retrain references.
 
 For a task and a method: K shadow models (one vectorised ensemble) train on random exact
-halves of a seeded pool drawn from the training set; a set of 2 × n_forget candidates is
-spread so that each candidate is in exactly K/2 halves, which makes every shadow forget
-about n_forget of its members (the random task's protocol). Each shadow then unlearns its
-candidates with the method under test, called through the registry as `fn(model, splits,
+halves of a seeded pool drawn from the training set; the candidates are spread so that each
+is in exactly K/2 halves. Random task: 2 × n_forget candidates, so every shadow forgets about
+n_forget of its members. Class tasks (full class, sub-class): the candidates are every image
+of the forgotten class in the pool (put first in it), so a shadow's forget request is the
+class's images in its half, exactly what `make_splits` gives for its half. Each shadow then
+unlearns with the method under test, called through the registry as `fn(model, splits,
 cfg)` with the run's own settings (only the seed changes per shadow). K retrain-from-scratch
-references (a second ensemble) train on the same halves without any candidate. The
-confidences go to the pure attack in :mod:`ssd.privacy.ulira`.
+references (a second ensemble) train on the same halves without any candidate (class tasks:
+without the class). The confidences go to the pure attack in :mod:`ssd.privacy.ulira`.
 
 Shadows and references do not depend on the method, so they are trained once per
 (net, dataset, settings) and kept in the session and on disk under the cache folder.
@@ -37,7 +39,7 @@ from ssd.privacy.ensemble import Ensemble, fit_ensemble
 from ssd.privacy.settings import AuditRequest, UliraSettings, check_request, plan, resolve_pool  # noqa: F401  (re-exported)
 from ssd.privacy.ulira import UliraResult, balanced_membership, logit_confidence, ulira_attack
 from ssd.schedules import Schedule, load_schedule
-from ssd.splits import Splits, check_partition
+from ssd.splits import Splits, check_partition, make_splits
 
 
 @dataclass
@@ -72,6 +74,8 @@ class ShadowSet:
     train_seconds: float
     reference_test_acc: float | None = None  # on the run's test set, computed once
     seed: int = 0  # the audit's seed (UliraSettings.seed): every stream derives from it (`stream`)
+    task: str = "random"  # the forget request the shadows get (random, full_class, sub_class)
+    forget_index: int | None = None  # class tasks: the class as make_splits takes it (sub-class: the fine one)
 
     @property
     def forgotten(self) -> torch.Tensor:
@@ -83,24 +87,45 @@ class ShadowSet:
 
 
 def new_shadow_set(net: str, factory: Callable[[], nn.Module], train: ImageData, settings: UliraSettings,
-                   n_forget: int, device: torch.device) -> ShadowSet:
+                   n_forget: int, device: torch.device, *, task: str = "random",
+                   forget_index: int | None = None) -> ShadowSet:
     """Draw the pool, spread the candidates and initialise both ensembles (nothing trained yet).
-    `settings.pool` must be resolved (see `resolve_pool`)."""
+    `settings.pool` must be resolved (see `resolve_pool`); class tasks: `forget_index` is the
+    forgotten class (sub-class: the fine class) and `n_forget` is not used."""
     info = train.info
-    m = settings.candidates or 2 * n_forget
-    size = int(settings.pool or 0)
-    if not 0 < size <= len(train):
-        raise UserError(f"U-LiRA pool {size} must be in 1..{len(train)} (the training images of {info.name})")
+    pool, class_images = draw_pool(train, settings, task, forget_index)
+    m = class_images if task != "random" else settings.candidates or 2 * n_forget
     try:
-        members = balanced_membership(settings.shadows, size, m, seed=stream(settings.seed, "membership"))
+        members = balanced_membership(settings.shadows, len(pool), m, seed=stream(settings.seed, "membership"))
     except ValueError as err:
-        raise UserError(f"U-LiRA: {err} (pool {size}, {m} candidates)") from err
-    gen = torch.Generator().manual_seed(stream(settings.seed, "pool"))
-    pool = train.subset(torch.randperm(len(train), generator=gen)[:size]).to(device)
-    return ShadowSet(net, factory, pool, members, m, load_schedule(net, info.name, epochs=settings.epochs),
+        raise UserError(f"U-LiRA: {err} (pool {len(pool)}, {m} candidates)") from err
+    return ShadowSet(net, factory, pool.to(device), members, m, load_schedule(net, info.name, epochs=settings.epochs),
                      Ensemble(factory, settings.shadows, seed=stream(settings.seed, "originals", "init"), device=device),
                      Ensemble(factory, settings.shadows, seed=stream(settings.seed, "references", "init"), device=device),
-                     0.0, seed=settings.seed)
+                     0.0, seed=settings.seed, task=task, forget_index=forget_index)
+
+
+def class_mask(data: ImageData, task: str, forget_index: int | None) -> torch.Tensor:
+    """Which images of `data` a class task forgets (as `make_splits` picks them)."""
+    labels = data.fine_targets if task == "sub_class" else data.targets
+    if labels is None or forget_index is None:
+        raise UserError(f"U-LiRA on the {task} task needs the forgotten class and its labels")
+    return labels.cpu() == forget_index
+
+
+def draw_pool(train: ImageData, settings: UliraSettings, task: str = "random",
+              forget_index: int | None = None) -> tuple[ImageData, int]:
+    """The audit's pool, seeded by `settings.seed`, and how many images of the forgotten class it
+    holds (0 for the random task); class tasks put those first (they are the candidates)."""
+    size = int(settings.pool or 0)
+    if not 0 < size <= len(train):
+        raise UserError(f"U-LiRA pool {size} must be in 1..{len(train)} (the training images of {train.info.name})")
+    gen = torch.Generator().manual_seed(stream(settings.seed, "pool"))
+    pool = train.subset(torch.randperm(len(train), generator=gen)[:size])
+    if task == "random":
+        return pool, 0
+    mask = class_mask(pool, task, forget_index)
+    return pool.subset(torch.cat([mask.nonzero().flatten(), (~mask).nonzero().flatten()])), int(mask.sum())
 
 
 def stream(seed: int, *use: object) -> int:
@@ -129,8 +154,16 @@ def train_shadows(shadows: ShadowSet, seed: int | None = None, *, progress: bool
 
 
 def shadow_splits(shadows: ShadowSet, k: int, test: ImageData, context: dict[str, Any]) -> Splits:
-    """Shadow k's forget request: its half of the pool, forgetting the candidates it holds."""
+    """Shadow k's forget request: its half of the pool, forgetting the candidates it holds (class
+    tasks: the class's images in its half, from `make_splits`, as the run's own request)."""
     own = shadows.members[k].nonzero().flatten()
+    if shadows.task != "random":
+        half = shadows.pool.subset(own)
+        splits = make_splits(shadows.task, half, test, forget_class=shadows.forget_index, retain_eval_size=len(half),
+                             model_factory=shadows.factory, context=dict(context))
+        if len(splits.forget) != int((own < shadows.n_candidates).sum()):  # the candidates are the whole class
+            raise RuntimeError(f"shadow {k}: its class images are not its candidates")
+        return splits
     forget_rows = own[own < shadows.n_candidates]
     retain_rows = own[own >= shadows.n_candidates]
     train, forget, retain = (shadows.pool.subset(r) for r in (own, forget_rows, retain_rows))
@@ -175,22 +208,36 @@ def audit(shadows: ShadowSet, method: str, cfg: MethodConfig, test: ImageData, *
     return result, side
 
 
+def class_target(splits: Splits) -> tuple[str, int | None]:
+    """(task, the forgotten class as make_splits takes it: the fine class for sub-class; None for random)."""
+    if splits.task == "random":
+        return "random", None
+    return splits.task, splits.forget_fine_class if splits.task == "sub_class" else splits.forget_class
+
+
 def shadows_for(scope: AuditScope, settings: UliraSettings, splits: Splits, *,
                 progress: bool = False) -> ShadowSet:
     """The session's (or the disk cache's) shadow set for this run's architecture, dataset,
-    forget-set size and settings, trained here when neither has it; the pool comes from the
-    full training set."""
+    request (random: the forget-set size; class tasks: the class) and settings, trained here
+    when neither has it; the pool comes from the full training set."""
     architecture = architecture_digest(splits)
-    key = (scope.net, scope.dataset, scope.data_root, len(splits.forget), scope.device, settings, architecture)
+    key = (scope.net, scope.dataset, scope.data_root, audit_n_forget(splits), scope.device, settings, architecture,
+           class_target(splits))
     store: dict[Any, ShadowSet] = scope.store
     if key not in store:
         shadows, path, stored = stored_shadow_set(scope, settings, splits, architecture)
         if not stored:
             train_shadows(shadows, settings.seed, progress=progress)
             shadow_cache.save(path, shadows, shadow_cache.cache_key(
-                scope.net, scope.dataset, scope.data_root, settings, len(splits.forget), architecture, shadows))
+                scope.net, scope.dataset, scope.data_root, settings, audit_n_forget(splits), architecture, shadows))
         store[key] = shadows
     return store[key]
+
+
+def audit_n_forget(splits: Splits) -> int:
+    """The run's forget-set size where it shapes the shadows (random task); 0 for class tasks,
+    whose candidates are the class's images in the pool whatever the run's D holds."""
+    return len(splits.forget) if splits.task == "random" else 0
 
 
 def architecture_digest(splits: Splits) -> str:
@@ -206,9 +253,10 @@ def stored_shadow_set(scope: AuditScope, settings: UliraSettings, splits: Splits
                       architecture: str) -> tuple[ShadowSet, Path, bool]:
     """(the run's shadow set, its disk-cache file, whether its trained weights were loaded from
     that file); an unloaded set is initialised, not trained."""
-    n_forget = len(splits.forget)
+    n_forget = audit_n_forget(splits)
+    task, forget_index = class_target(splits)
     shadows = new_shadow_set(scope.net, splits.model_factory, scope.full_train, settings, n_forget,
-                             torch.device(scope.device))
+                             torch.device(scope.device), task=task, forget_index=forget_index)
     key = shadow_cache.cache_key(scope.net, scope.dataset, scope.data_root, settings, n_forget, architecture, shadows)
     path = shadow_cache.cache_file(scope.cache_dir, scope.net, scope.dataset, key)
     return shadows, path, shadow_cache.load_into(path, shadows, key)
@@ -220,15 +268,21 @@ def plan_for_run(request: AuditRequest, scope: AuditScope, splits: Splits) -> Ul
     if splits.model_factory is None:
         architecture_digest(splits)  # refuses in one line, saying why
     sample = next(iter(scope.full_train.subset(torch.arange(1)).batches(1)))[0]
+    task, forget_index = class_target(splits)
+
+    def class_images(settings: UliraSettings) -> int:  # the forgotten class's images in the drawn pool
+        return draw_pool(scope.full_train, settings, task, forget_index)[1]
+
     return plan(request, n_train=len(splits.train), n_available=len(scope.full_train), n_forget=len(splits.forget),
                 dataset=scope.dataset, factory=splits.model_factory, sample=sample.to(scope.device),
-                schedule_of=lambda epochs: load_schedule(scope.net, scope.dataset, epochs=epochs))
+                schedule_of=lambda epochs: load_schedule(scope.net, scope.dataset, epochs=epochs),
+                class_images=None if task == "random" else class_images)
 
 
 def ulira_for_run(request: AuditRequest, scope: AuditScope, method: str, cfg: MethodConfig, splits: Splits, *,
                   settings: UliraSettings | None = None, progress: bool = False
                   ) -> tuple[dict[str, float], dict[str, Any]]:
-    """U-LiRA metrics for one run (random task) and the per-sample details for the report.
+    """U-LiRA metrics for one run (any task) and the per-sample details for the report.
     `settings`: what `plan_for_run` gave before the method ran (planned here when None)."""
     settings = settings or plan_for_run(request, scope, splits)
     shadows = shadows_for(scope, settings, splits, progress=progress)
@@ -237,7 +291,7 @@ def ulira_for_run(request: AuditRequest, scope: AuditScope, method: str, cfg: Me
                          fix_variance=settings.fix_variance, progress=progress)
     metrics = {**result.metrics(), **side, "ULiRA_time": time.perf_counter() - t0,
                "ULiRA_shadow_train_s": shadows.train_seconds}
-    details = {"shadows": settings.shadows, "pool": settings.pool, "candidates": shadows.n_candidates,
+    details = {"task": shadows.task, "shadows": settings.shadows, "pool": settings.pool, "candidates": shadows.n_candidates,
                "epochs": shadows.schedule.epochs, "pairs": result.n_pairs,
                "candidate_indices": shadows.candidates.indices.tolist(),
                "score": [round(float(v), 4) for v in result.per_sample],

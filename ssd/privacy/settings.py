@@ -95,13 +95,20 @@ class UliraSettings:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "max_memory_gib"}
 
 
+AUDITED_TASKS = ("random", "full_class", "sub_class")
+
+
 def check_request(spec: AuditRequest) -> UliraSettings:
     """Refuse a bad audit request from its flags alone (one line, exit code 2)."""
-    if spec.task != "random":
-        raise UserError(f"U-LiRA audits the random task only (each shadow forgets random samples), not {spec.task}")
+    if spec.task not in AUDITED_TASKS:
+        raise UserError(f"U-LiRA audits the tasks {', '.join(AUDITED_TASKS)}, not {spec.task}")
     if not _whole(spec.ulira) or spec.ulira % 2 or spec.ulira < 4:
         raise UserError(f"--ulira {spec.ulira}: U-LiRA needs an even number of at least 4 shadow models")
-    return UliraSettings.from_dict(spec.ulira, dict(spec.ulira_settings))
+    settings = UliraSettings.from_dict(spec.ulira, dict(spec.ulira_settings))
+    if spec.task != "random" and settings.candidates is not None:
+        raise UserError(f"U-LiRA on the {spec.task} task attacks every image of the forgotten class in the pool: "
+                        "candidates cannot be set (set pool to change how many there are)")
+    return settings
 
 
 def resolve_pool(settings: UliraSettings, n_train: int, n_available: int) -> UliraSettings:
@@ -143,17 +150,28 @@ def ensemble_memory_bytes(n_params: int, activations: tuple[int, int], k: int, b
 
 def plan(request: AuditRequest, *, n_train: int, n_available: int, n_forget: int, dataset: str,
          factory: Callable[[], nn.Module], sample: torch.Tensor,
-         schedule_of: Callable[[int | None], Any]) -> UliraSettings:
+         schedule_of: Callable[[int | None], Any],
+         class_images: Callable[[UliraSettings], int] | None = None) -> UliraSettings:
     """All of `check_request`, then what needs the run: the pool within the training split,
-    the candidates (2 × --n-forget unless set) within half the pool, and the memory estimate
-    within `max_memory_gib`; the settings with the pool resolved. `schedule_of(epochs)`: the
-    shadows' training schedule."""
+    the candidates (random task: 2 × --n-forget unless set; class tasks: `class_images(settings)`,
+    the forgotten class's images in the drawn pool) within half the pool and, for a class, at
+    least 2 of them, and the memory estimate within `max_memory_gib`; the settings with the pool
+    resolved. `schedule_of(epochs)`: the shadows' training schedule."""
     settings = resolve_pool(check_request(request), n_train, n_available)
     pool = int(settings.pool or 0)
     if pool > n_available:
         raise UserError(f"U-LiRA pool {pool} is more than the {n_available:,} training images of {dataset}")
     half = pool // 2
-    m = settings.candidates if settings.candidates is not None else 2 * n_forget
+    if class_images is not None:
+        m = class_images(settings)
+        if m < 2:
+            raise UserError(f"the U-LiRA pool of {pool:,} images holds {m} of the forgotten class; the class audit "
+                            "needs at least 2 (raise --ulira-set pool)")
+        if m > half:
+            raise UserError(f"the forgotten class has {m:,} of the U-LiRA pool's {pool:,} images, more than half: "
+                            "every shadow could not hold a different half of them; this class cannot be audited")
+    else:
+        m = settings.candidates if settings.candidates is not None else 2 * n_forget
     if m > half:
         if settings.candidates is None:
             raise UserError(f"--n-forget {n_forget} is more than a shadow's share: each shadow forgets about "

@@ -1,7 +1,8 @@
 """The U-LiRA shadow cache: trained shadows and references on disk, keyed and checksummed.
 
 The key holds everything the trained weights depend on: net, dataset, the data folder and
-the pool's own images and labels (a hash), the forget-set size, the architecture, the audit
+the pool's own images and labels (a hash), the forget-set size, the task and forgotten class,
+the architecture, the audit
 settings, the shadows' training schedule as resolved (optimiser, rate, batch, milestones,
 augmentation, epochs; so a `configs/schedules.toml` edit retrains them, as it does the
 retrain and the references), and the code version. The file holds its key and a checksum
@@ -36,7 +37,8 @@ def cache_key(net: str, dataset: str, data_root: str | None, settings: UliraSett
     pool = shadows.pool
     return {"net": net, "dataset": dataset, "data_root": str(resolve_data_root(data_root).resolve()),
             "pool_sha256": sha256_tensors({"images": pool.images, "targets": pool.targets}),
-            "n_forget": n_forget, "architecture": architecture, "settings": settings.key(),
+            "n_forget": n_forget, "task": shadows.task, "forget_index": shadows.forget_index,
+            "candidates": shadows.n_candidates, "architecture": architecture, "settings": settings.key(),
             "schedule": shadows.schedule.to_dict(), "code_version": code_version()}
 
 

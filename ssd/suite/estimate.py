@@ -87,7 +87,10 @@ def ulira_work(spec: Any, cfg: Any, z: Sizes, method: str, first: bool) -> list[
     pool = st.pool or min(2 * z.train, 2000)
     half = pool // 2
     sched = load_schedule(spec.net, spec.dataset, epochs=st.epochs)
-    cand = st.candidates or 2 * z.forget
+    if spec.task == "random":
+        cand = st.candidates or 2 * z.forget
+    else:  # the class's share of the pool (ssd/privacy/audit.py: every class image in it)
+        cand = max(2, round(pool * z.forget / max(z.train, 1)))
     zs = dataclasses.replace(z, train=half, forget=cand // 2, retain=half - cand // 2,
                              retain_eval=min(z.retain_eval, half - cand // 2))
     out = [Work("train", 2 * st.shadows * sched.epochs * half, sched.batch_size, "U-LiRA shadows",

@@ -84,10 +84,9 @@ def suite_protocol(suite: dict[str, Any]) -> dict[str, str]:
 
 def ulira_shadows(suite: dict[str, Any], task: dict[str, Any]) -> int:
     """U-LiRA's shadow count for a task (0: off, the default): the task's `ulira`, else the
-    suite's top-level `ulira`, which applies to random tasks only. Audited on the first seed."""
+    suite's top-level `ulira`, which applies to random tasks only (a class task's audit, which
+    trains its own shadows per class, is asked for in that task). Audited on the first seed."""
     value = task.get("ulira", suite.get("ulira", 0) if task["task"] == "random" else 0)
-    if value and task["task"] != "random":
-        raise UserError(f"ulira = {value} on a {task['task']} task: U-LiRA audits the random task only")
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise UserError(f"ulira must be a number of shadow models (even, >= 4) or 0, got {value!r}")
     if value:
@@ -95,7 +94,10 @@ def ulira_shadows(suite: dict[str, Any], task: dict[str, Any]) -> int:
 
         if value % 2 or value < 4:
             raise UserError(f"ulira = {value}: U-LiRA needs an even number of at least 4 shadow models")
-        UliraSettings.from_dict(value, dict(task.get("ulira_settings", suite.get("ulira_settings", {}))))
+        settings = UliraSettings.from_dict(value, dict(task.get("ulira_settings", suite.get("ulira_settings", {}))))
+        if task["task"] != "random" and settings.candidates is not None:
+            raise UserError(f"ulira_settings.candidates on a {task['task']} task: the class audit attacks every image "
+                            "of the forgotten class in the pool (set pool instead)")
     return value
 
 
