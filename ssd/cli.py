@@ -276,8 +276,10 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
     session = Session(args.cache_dir)
     from ssd.heartbeat import heartbeat
 
+    original: dict[str, float] = {}
     with heartbeat(f"{args.method}", enabled=args.progress):
-        row = run_one(spec, session, progress=args.progress)
+        row = run_one(spec, session, progress=args.progress,
+                      on_splits=lambda model, splits: original.update(original_accuracies(model, splits)))
     append_row(args.results, row)
     if args.logger == "wandb":
         from ssd.loggers import log_wandb
@@ -292,7 +294,7 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
         print(describe(choice))
     source = ("--alpha/--lambda" if args.alpha is not None or args.lam is not None
               else f"SSD_PARAMS[{args.net!r}] in {Path(sys.argv[0]).name or 'the main'}")
-    for line in summary_lines(row, original_accuracies(spec, session), alpha_source=source,
+    for line in summary_lines(row, original, alpha_source=source,
                               total_s=time.perf_counter() - start):
         print(line)
     print(json_line(row["metrics"], audited=bool(args.ulira)))
@@ -303,13 +305,11 @@ def run_task_main(task: str, table: SSDParams, argv: Sequence[str] | None = None
     return row
 
 
-def original_accuracies(spec: Any, session: Any) -> dict[str, float]:
-    """The unchanged model's accuracies on the run's own split (one prediction pass per set)."""
-    from ssd.experiment import build_splits
+def original_accuracies(model: Any, splits: Any) -> dict[str, float]:
+    """The unchanged model's accuracies on the run's own split (one prediction pass per set);
+    run_one hands both over before its method runs, so the split is built once."""
     from ssd.metrics import accuracy, predict_logits
 
-    model, meta = session.model(spec)
-    splits = build_splits(spec, session, meta["sha256"], meta)
     return {key: accuracy(predict_logits(model, data), data.targets)
             for key, data in (("Df", splits.forget), ("DfTest", splits.forget_test), ("DrTest", splits.retain_test))
             if data is not None and len(data)}

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from ssd.privacy.audit import AuditScope
 
 
-
 @dataclass
 class RunSpec:
     """Everything that defines one run (what a main's flags or a suite's grid cell say)."""
@@ -263,8 +262,10 @@ def build_splits(spec: RunSpec, session: Session, checkpoint_sha: str, meta: dic
     )
 
 
-def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = False) -> dict[str, Any]:
-    """Run one method on one forget request and return the result row (metrics + provenance)."""
+def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = False,
+            on_splits: Callable[[nn.Module, Splits], None] | None = None) -> dict[str, Any]:
+    """Run one method on one forget request and return the result row (metrics + provenance).
+    `on_splits(original model, splits)` is called once the run is checked, before the method."""
     from ssd.metrics import evaluate
 
     session = session or Session()
@@ -284,6 +285,8 @@ def run_one(spec: RunSpec, session: Session | None = None, *, progress: bool = F
         from ssd.privacy.audit import plan_for_run
 
         audit_settings = plan_for_run(spec, session.audit_scope(spec), splits)
+    if on_splits is not None:  # the unchanged model on this split (a main's summary), not a second split
+        on_splits(original, splits)
     device = torch.device(spec.device)
 
     model = prec.memory_format(copy.deepcopy(original), spec.channels_last, device)

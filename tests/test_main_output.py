@@ -111,3 +111,37 @@ def test_torch_free_name_lists_match_the_registries() -> None:
     from ssd.utils import REPO_ROOT as UTILS_ROOT
 
     assert tuple(BACKENDS.names()) == BACKEND_NAMES and REPO_ROOT == UTILS_ROOT == REPO
+
+
+def test_the_summary_builds_the_split_once(untrained_ckpt: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The before → after table scores the unchanged model on the run's own split, which run_one
+    hands over: the split is built once per main, and the original accuracies are a fresh split's."""
+    import ssd.experiment
+    import ssd.run_summary
+    from ssd.metrics import accuracy, predict_logits
+
+    real_build, real_summary = ssd.experiment.build_splits, ssd.run_summary.summary_lines
+    built: list[object] = []
+    shown: list[dict] = []
+
+    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        built.append(args[0])
+        return real_build(*args, **kwargs)
+
+    def summary(row, original=None, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        shown.append(dict(original or {}))
+        return real_summary(row, original, **kwargs)
+
+    monkeypatch.setattr(ssd.experiment, "build_splits", counting)
+    monkeypatch.setattr(ssd.run_summary, "summary_lines", summary)
+    forget_full_class_main.main(["-net", "ConvNet", "-dataset", "Digits", "-weight_path", str(untrained_ckpt),
+                                 "-method", "ssd", "-forget_class", "2", "--logger", "none", "--no-progress",
+                                 "--results", str(tmp_path / "r.jsonl"), "--cache-dir", str(tmp_path / "c")])
+    assert len(built) == 1
+    spec, session = built[0], ssd.experiment.Session(tmp_path / "fresh")
+    model, meta = session.model(spec)
+    fresh = real_build(spec, session, meta["sha256"], meta)
+    expected = {key: accuracy(predict_logits(model, data), data.targets)
+                for key, data in (("Df", fresh.forget), ("DfTest", fresh.forget_test), ("DrTest", fresh.retain_test))}
+    assert shown == [pytest.approx(expected)]
