@@ -11,7 +11,7 @@ import ast
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 
 from ssd.errors import UserError
 
@@ -39,9 +39,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 DEFAULT_THREADS = 1
 
 
+def whole_number(value: object, low: int = 1) -> TypeGuard[int]:
+    """A whole number ≥ `low`: an int, not a bool (the mains' --threads, a suite's sizes)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
 def check_threads(value: object, where: str = "--threads") -> int:
     """A thread count: a whole number ≥ 1 (one line otherwise)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not whole_number(value, 1):
         raise UserError(f"{where} must be a whole number ≥ 1 (torch CPU threads per run), got {value!r}")
     return value
 

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ssd.cli import whole_number
 from ssd.errors import UserError
 
 
@@ -73,10 +74,6 @@ def check_settings_table(table: Any, where: str) -> None:
             raise UserError(f"{where}.{method} must be a table of settings, e.g. {{lr = 0.1}}; got {settings!r}")
 
 
-def _whole(value: Any, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
 def check_values(suite: dict[str, Any], path: Path | str) -> None:
     """Types and ranges of the top-level settings, each task's and each sweep's."""
     from models import MODELS
@@ -105,10 +102,10 @@ def check_values(suite: dict[str, Any], path: Path | str) -> None:
         raise UserError(f"{where}: logger must be \"none\" or \"wandb\"; got {suite['logger']!r}")
     options = {o for n in MODELS.names() for o in MODELS.get(n).options}  # sizes today (ResNet18's width)
     for key in sorted(options & set(suite)):
-        if not _whole(suite[key], 1):
+        if not whole_number(suite[key], 1):
             raise UserError(f"{where}: {key} (an architecture setting) must be a whole number ≥ 1; got {suite[key]!r}")
     for key, low in (("retain_eval_size", 1), ("batch_size", 1), ("pretrain_epochs", 1)):
-        if key in suite and not _whole(suite[key], low):
+        if key in suite and not whole_number(suite[key], low):
             raise UserError(f"{where}: {key} must be a whole number ≥ {low}; got {suite[key]!r}")
     for key in ("checkpoints", "pretrained", "method_notes", "ulira_settings"):
         if key in suite and not isinstance(suite[key], dict):
@@ -124,7 +121,7 @@ def check_values(suite: dict[str, Any], path: Path | str) -> None:
         if "ulira_settings" in t and not isinstance(t["ulira_settings"], dict):
             raise UserError(f"{where}: task {i} ulira_settings must be a table; got {t['ulira_settings']!r}")
         n = t.get("n_forget", 100)
-        if not (_whole(n, 1) or (isinstance(n, float) and 0 < n < 1)):
+        if not (whole_number(n, 1) or (isinstance(n, float) and 0 < n < 1)):
             raise UserError(f"{where}: task {i} n_forget must be a whole number ≥ 1 or a fraction in (0, 1); got {n!r}")
     for i, sw in enumerate(suite.get("sweeps", []), 1):
         for key, positive in (("alphas", False), ("baseline_alphas", False), ("lambdas", True)):
