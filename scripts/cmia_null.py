@@ -13,11 +13,12 @@ the grid's cache folder (it trains nothing and stops when one is missing).
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
 from pathlib import Path
+
+from reading_args import reading_parser  # scripts/, beside this file
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -28,12 +29,7 @@ from ssd.privacy.cmia import attacked_images, cmia_attack  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weight-path", required=True)
-    ap.add_argument("--data-root", required=True)
-    ap.add_argument("--cache-dir", required=True, help="the grid's cache folder (holds retrained/)")
-    ap.add_argument("--net", default="ResNet18")
-    ap.add_argument("--dataset", default="FashionMNIST")
+    ap = reading_parser(__doc__.splitlines()[0], "the grid's cache folder (holds retrained/)")
     ap.add_argument("--task", default="full_class", choices=("full_class", "sub_class"))
     ap.add_argument("--forget-class", required=True)
     ap.add_argument("--seeds", default="0,1,2")

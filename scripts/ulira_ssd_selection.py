@@ -14,13 +14,13 @@ and no result row, and stops if the shadow cache does not match the settings.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import sys
 from pathlib import Path
 
 import torch
+from reading_args import reading_parser  # scripts/, beside this file
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -32,12 +32,7 @@ from ssd.privacy import audit  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weight-path", required=True)
-    ap.add_argument("--data-root", required=True)
-    ap.add_argument("--cache-dir", required=True, help="the audit's cache folder (holds ulira/)")
-    ap.add_argument("--net", default="ResNet18")
-    ap.add_argument("--dataset", default="FashionMNIST")
+    ap = reading_parser(__doc__.splitlines()[0], "the audit's cache folder (holds ulira/)")
     ap.add_argument("--pool", type=int, default=1000)
     ap.add_argument("--shadows", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=10.0)
