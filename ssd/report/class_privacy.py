@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ssd.report.figures import HIGHLIGHT, save
+from ssd.report.figures import save
 from ssd.report.rows import Row, class_label, metric, order_methods, slug
+from ssd.report.styles import method_styles
 
 COLUMNS = (("Df", "Df %", 1), ("MIA", "MIA (paper)", 3), ("MIA_loss_auc", "loss-MIA AUC", 3),
            ("CMIA_auc", "CMIA AUC", 3), ("CMIA_tpr@1%", "TPR@1%FPR", 3), ("CMIA_tpr@0.1%", "TPR@0.1%FPR", 3))
@@ -92,8 +93,7 @@ def score_figure(methods: dict[str, list[Row]], title: str, path: Path) -> Path 
     (first seed of each method), sorted; 0 = exactly what the reference does on that image."""
     fig = Figure(figsize=(9, 5.5), layout="constrained")
     ax = fig.subplots()
-    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-    palette = iter([{"color": c, "ls": ls} for ls in ("-", "-.", (0, (5, 1, 1, 1, 1, 1))) for c in colours])
+    style = method_styles()
     drawn = 0
     for m in order_methods(methods):
         d = sorted(methods[m], key=lambda r: r.get("seed", 0))[0]["details"]["cmia"]
@@ -101,11 +101,7 @@ def score_figure(methods: dict[str, list[Row]], title: str, path: Path) -> Path 
         diff = np.sort(diff[np.isfinite(diff)])[::-1]
         if m == "retrain" or not diff.size:
             continue
-        style = ({"color": HIGHLIGHT, "lw": 2.4} if m == "ssd" else
-                 {"color": "#7f0000", "lw": 2.0, "ls": "--"} if m == "lfssd" else
-                 {"color": "#000000", "lw": 2.0, "ls": "--"} if m == "trw" else
-                 {"color": "#555555", "lw": 1.4, "ls": ":"} if m == "baseline" else {**next(palette), "lw": 1.3})
-        ax.plot(np.linspace(0, 100, diff.size), diff, label=m, **style)
+        ax.plot(np.linspace(0, 100, diff.size), diff, label=m, **style(m))
         drawn += 1
     if not drawn:
         return None

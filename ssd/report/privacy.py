@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ssd.report.figures import HIGHLIGHT, save
+from ssd.report.figures import save
 from ssd.report.rows import Row, audit_problem, metric, order_methods, slug
+from ssd.report.styles import method_styles
 
 COLUMNS = (("MIA", "MIA (paper)", 3), ("MIA_loss_auc", "loss-MIA AUC", 3), ("ULiRA_auc", "U-LiRA AUC", 3),
            ("ULiRA_acc", "U-LiRA acc", 3), ("ULiRA_tpr@1%", "TPR@1%FPR", 3), ("ULiRA_tpr@0.1%", "TPR@0.1%FPR", 3),
@@ -99,18 +100,14 @@ def vulnerability_figure(rows: dict[str, Row], title: str, path: Path) -> Path |
     stack = np.stack([v[:n] for v in refs])
     x = np.linspace(0, 100, n)
     ax.fill_between(x, stack.min(0), stack.max(0), color="#bbbbbb", alpha=0.7, label="retrain (band)")
-    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-    palette = iter([{"color": c, "ls": ls} for ls in ("-", "-.", (0, (5, 1, 1, 1, 1, 1))) for c in colours])
+    style = method_styles(("ssd", "lfssd", "baseline"))  # trw takes a palette entry here
     low = float(stack.min())
     for m in order_methods(rows):
         if m == "retrain":
             continue
         s = np.sort(_finite(rows[m]["details"]["ulira"]["score"]))[::-1]
         low = min(low, float(s.min()) if s.size else low)
-        style = ({"color": HIGHLIGHT, "lw": 2.4} if m == "ssd" else
-                 {"color": "#7f0000", "lw": 2.0, "ls": "--"} if m == "lfssd" else
-                 {"color": "#555555", "lw": 1.4, "ls": ":"} if m == "baseline" else {**next(palette), "lw": 1.3})
-        ax.plot(np.linspace(0, 100, s.size), s, label=m, **style)
+        ax.plot(np.linspace(0, 100, s.size), s, label=m, **style(m))
     ax.axhline(0, color="black", lw=0.6)
     ax.set_yscale("symlog", linthresh=1.0)  # a destroyed model's ratios reach 1e9; keep 0..±1 linear
     ax.set_ylim(bottom=min(low * 1.5, -1.0))
