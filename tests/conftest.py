@@ -92,3 +92,13 @@ def untrained_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_checkpoint(path, build_model("ConvNet", dataset_info("Digits")),
                     {"net": "ConvNet", "dataset": "Digits", "classes": 10, "complete": True})
     return path
+
+
+@pytest.fixture(scope="session")
+def digits_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Digits ConvNet pretrained for 3 epochs (the U-LiRA mains' tests)."""
+    from ssd.train import pretrain
+
+    out = tmp_path_factory.mktemp("digits_ckpt")
+    pretrain("ConvNet", "Digits", epochs=3, out=out, progress=False, log=None)
+    return out / "best.pt"

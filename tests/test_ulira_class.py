@@ -93,13 +93,6 @@ def test_a_shadow_forgetting_another_class_is_refused(digit_two) -> None:
         shadows.forget_index = saved
 
 
-@pytest.fixture(scope="module")
-def digits_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ssd.train import pretrain
-
-    out = tmp_path_factory.mktemp("ulira_class_ckpt")
-    pretrain("ConvNet", "Digits", epochs=3, out=out, progress=False, log=None)
-    return out / "best.pt"
 
 
 def _args(ckpt: Path, tmp_path: Path, *extra: str) -> list[str]:

@@ -10,14 +10,6 @@ import forget_full_class_main
 import forget_random_main
 from ssd.errors import UserError, run_cli
 from ssd.results import read_rows
-from ssd.train import pretrain
-
-
-@pytest.fixture(scope="module")
-def digits_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ulira_ckpt")
-    pretrain("ConvNet", "Digits", epochs=3, out=out, progress=False, log=None)
-    return out / "best.pt"
 
 
 def _args(ckpt: Path, tmp_path: Path, *extra: str) -> list[str]:

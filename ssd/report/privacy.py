@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ssd.report.figures import save
-from ssd.report.rows import Row, audit_problem, metric, order_methods, slug
+from ssd.report.rows import Row, audit_problem, class_label, metric, order_methods, slug
 from ssd.report.styles import method_styles
 
 COLUMNS = (("MIA", "MIA (paper)", 3), ("MIA_loss_auc", "loss-MIA AUC", 3), ("ULiRA_auc", "U-LiRA AUC", 3),
@@ -27,7 +27,8 @@ MIA_MARGIN, AUC_MARGIN = 0.05, 0.05
 
 
 def audited(runs: list[Row]) -> dict[tuple[Any, ...], dict[str, Row]]:
-    """(task, dataset, net) → method → the first audited row of that method."""
+    """(task, dataset, net, forget class or None) → method → the first audited row of that method
+    (class tasks: one group per forgotten class, each has its own shadows)."""
     out: dict[tuple[Any, ...], dict[str, Row]] = defaultdict(dict)
     for r in runs:
         if not math.isnan(metric(r, "ULiRA_auc")) and (r.get("details") or {}).get("ulira"):
@@ -36,7 +37,8 @@ def audited(runs: list[Row]) -> dict[tuple[Any, ...], dict[str, Row]]:
                 print(f"note: the U-LiRA audit of {r.get('method')} ({r.get('run_key')}) is not drawn: {why}",
                       file=sys.stderr)
                 continue
-            out[(r.get("task"), r.get("dataset"), r.get("net"))].setdefault(str(r.get("method")), r)
+            forgot = class_label(r) if r.get("task") in ("full_class", "sub_class") else None
+            out[(r.get("task"), r.get("dataset"), r.get("net"), forgot)].setdefault(str(r.get("method")), r)
     return out
 
 
@@ -141,10 +143,14 @@ def privacy_section(page: Any, runs: list[Row], out: Path) -> None:
            "K retrain-from-scratch references; each shadow is attacked in turn with Gaussians fitted on the others. "
            "AUC 0.5 = indistinguishable from retraining on the forgotten samples. The paper's MIA is the "
            "population entropy attack of the tables above (fraction of the forget set called member).")
-    for (task, dataset, net), rows in groups.items():
+    if any(forgot is not None for *_, forgot in groups):
+        page.p("Class tasks: the candidates are every image of the forgotten class in the pool; each shadow "
+               "unlearns the class's images in its half, and the references are retrained on their halves "
+               "without the class (docs/privacy.md, \"U-LiRA for class unlearning\").")
+    for (task, dataset, net, forgot), rows in groups.items():
         any_row = next(iter(rows.values()))
         d = any_row["details"]["ulira"]
-        title = f"{str(task).replace('_', '-')} · {net} on {dataset}"
+        title = f"{str(task).replace('_', '-')} · {net} on {dataset}" + (f" · forgetting {forgot}" if forgot else "")
         page.h(3, title)
         page.p(f"K = {d['shadows']} shadows, pool {d['pool']}, {d['candidates']} candidates, {d['epochs']} epochs; "
                f"{d['pairs']} (unlearned, retrained) pairs per method.")
@@ -152,7 +158,8 @@ def privacy_section(page: Any, runs: list[Row], out: Path) -> None:
         page.p(disagreement(rows) + " One audit is one draw of pool, halves and shadows: on the CPU grid's "
                "ResNet, a second audit (`ulira_settings.seed`) moved most AUCs by ≤ 0.02 and one by 0.10 "
                "(docs/privacy.md), so read closer AUCs as ties.")
-        path = vulnerability_figure(rows, title, out / "figures" / f"ulira_{slug(task, dataset, net)}.png")
+        name = slug(task, dataset, net) if forgot is None else slug(task, dataset, net, forgot)
+        path = vulnerability_figure(rows, title, out / "figures" / f"ulira_{name}.png")
         if path is not None:
             page.img(path, out, "Sorted per-sample U-LiRA scores per method (> 0: looks unlearned rather than never "
                      "seen); the grey band is what retraining gets under the same attack.")
