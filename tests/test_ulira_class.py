@@ -40,10 +40,16 @@ def digit_two():
     return _shadows("Digits", "full_class", 2)
 
 
-def _auc(shadows_test, method: str) -> float:
+def _aucs(shadows_test, method: str) -> tuple[float, float]:
+    """(U-LiRA AUC on the forgotten label's confidence, on the neighbour-mass deficit)."""
     shadows, test = shadows_test
     torch.set_num_threads(1)
-    return audit_module.audit(shadows, method, METHODS.get(method).config(seed=0), test)[0].auc
+    result, side = audit_module.audit(shadows, method, METHODS.get(method).config(seed=0), test)
+    return result.auc, side["ULiRA_nn_auc"]
+
+
+def _auc(shadows_test, method: str) -> float:
+    return _aucs(shadows_test, method)[0]
 
 
 def test_pool_puts_the_class_first_and_every_class_image_is_a_candidate(digit_two) -> None:
@@ -65,12 +71,15 @@ def test_pool_puts_the_class_first_and_every_class_image_is_a_candidate(digit_tw
 
 
 def test_full_class_audit_exposes_no_unlearning_and_not_retraining(digit_two) -> None:
-    """Measured, audit seeds 0 / 1 / 2 (pool 200, 18–20 candidates, 4 shadows, 20 epochs):
-    baseline 1.00 / 1.00 / 1.00, retrain 0.44 / 0.51 / 0.43 (SSD 1.00, LFSSD 0.96–1.00);
-    references trained with the class (the mutation): baseline 0.40 / 0.63 / 0.41, retrain 1.00.
-    Shadows asked to forget another class are refused by the audit's own check."""
-    assert _auc(digit_two, "baseline") > 0.9
-    assert _auc(digit_two, "retrain") < 0.65
+    """Measured, audit seeds 0 / 1 / 2 (pool 200, 18–20 candidates, 4 shadows, 20 epochs), the
+    label's confidence | the neighbour deficit: baseline 1.00 / 1.00 / 1.00 | 0.98 / 0.99 / 1.00,
+    retrain 0.44 / 0.51 / 0.43 | 0.53 / 0.44 / 0.53 (SSD 1.00 | 0.69–0.98); references trained
+    with the class (the mutation): baseline 0.40 / 0.63 / 0.41 | 0.43 / 0.54 / 0.49, retrain
+    1.00 | 0.98–0.99. Shadows asked to forget another class are refused by the audit's own check."""
+    base, base_nn = _aucs(digit_two, "baseline")
+    retrain, retrain_nn = _aucs(digit_two, "retrain")
+    assert base > 0.9 and base_nn > 0.9
+    assert retrain < 0.65 and 0.35 < retrain_nn < 0.65
 
 
 def test_sub_class_audit_exposes_no_unlearning() -> None:
@@ -106,7 +115,8 @@ def test_full_class_main_with_ulira_writes_the_audit(digits_ckpt: Path, tmp_path
                                       "--ulira-set", "pool=200", "--ulira-set", "epochs=3"))
     (row,) = read_rows(tmp_path / "r.jsonl")
     d = row["details"]["ulira"]
-    assert d["task"] == "full_class" and d["candidates"] == len(d["score"]) >= 10
+    assert d["task"] == "full_class" and d["candidates"] == len(d["score"]) == len(d["nn_score"]) >= 10
+    assert 2 not in d["nn_neighbours"] and len(d["nn_neighbours"]) == 3
     assert row["metrics"]["ULiRA_auc"] > 0.9  # baseline: the class is still there
 
 

@@ -35,6 +35,7 @@ from ssd.errors import UserError
 from ssd.methods.registry import METHODS, MethodConfig
 from ssd.metrics import accuracy, predict_logits
 from ssd.privacy import shadow_cache
+from ssd.privacy.cmia import CmiaSettings, neighbour_classes, neighbour_deficit
 from ssd.privacy.ensemble import Ensemble, fit_ensemble
 from ssd.privacy.settings import AuditRequest, UliraSettings, check_request, plan, resolve_pool  # noqa: F401  (re-exported)
 from ssd.privacy.ulira import UliraResult, balanced_membership, logit_confidence, ulira_attack
@@ -174,17 +175,21 @@ def shadow_splits(shadows: ShadowSet, k: int, test: ImageData, context: dict[str
 
 
 def audit(shadows: ShadowSet, method: str, cfg: MethodConfig, test: ImageData, *, fix_variance: bool = True,
-          progress: bool = False) -> tuple[UliraResult, dict[str, float]]:
+          progress: bool = False) -> tuple[UliraResult, dict[str, Any]]:
     """Make every shadow unlearn its candidates with `method` and `cfg`, then attack.
 
     Returns the attack result and side figures (mean test accuracy of the unlearned shadows
-    and of the references on `test`, the unlearning time)."""
+    and of the references on `test`, the unlearning time). Class tasks also get the attack on
+    the class-level feature (`ULiRA_nn_*`; the result itself under "nn"): the same likelihood
+    ratio on the neighbour-mass deficit of ssd.privacy.cmia instead of the forgotten label's
+    confidence, the neighbours taken from the references (MIA-NN with K retrained references)."""
     entry = METHODS.get(method)
     if method == "retrain" and hasattr(cfg, "epochs"):
         cfg = dataclasses.replace(cfg, epochs=shadows.schedule.epochs)  # retrain = the shadows' own training
     candidates = shadows.candidates
     k_all = shadows.originals.k
     unlearned = torch.empty(k_all, shadows.n_candidates, dtype=torch.float64)
+    outputs = torch.empty(k_all, shadows.n_candidates, candidates.info.num_classes)  # class tasks' logits
     test_acc = []
     context = {"net": shadows.net, "dataset": shadows.pool.info.name}
     t0 = time.perf_counter()
@@ -196,16 +201,34 @@ def audit(shadows: ShadowSet, method: str, cfg: MethodConfig, test: ImageData, *
         model = entry.fn(shadows.originals.model(k), splits, dataclasses.replace(copy.copy(cfg), seed=own_seed))
         logits = predict_logits(model, candidates)
         unlearned[k] = logit_confidence(logits, candidates.targets)
+        outputs[k] = logits.float().cpu()
         test_acc.append(accuracy(predict_logits(model, test), test.targets))
     seconds = time.perf_counter() - t0
-    never_seen = logit_confidence(shadows.references.predict(candidates), candidates.targets)
+    ref_outputs = shadows.references.predict(candidates)
+    never_seen = logit_confidence(ref_outputs, candidates.targets)
     if shadows.reference_test_acc is None:
         ref_logits = shadows.references.predict(test)
         shadows.reference_test_acc = sum(accuracy(ref_logits[k], test.targets) for k in range(k_all)) / k_all
     result = ulira_attack(unlearned, never_seen, shadows.forgotten, fix_variance=fix_variance)
-    side = {"ULiRA_unlearned_test_acc": sum(test_acc) / k_all, "ULiRA_reference_test_acc": shadows.reference_test_acc,
-            "ULiRA_method_s": seconds}
+    side: dict[str, Any] = {"ULiRA_unlearned_test_acc": sum(test_acc) / k_all,
+                            "ULiRA_reference_test_acc": shadows.reference_test_acc, "ULiRA_method_s": seconds}
+    if shadows.task != "random":
+        nn_result, neighbours = neighbour_attack(shadows, outputs, ref_outputs, fix_variance)
+        side.update({"ULiRA_nn_auc": nn_result.auc, "ULiRA_nn_tpr@1%": nn_result.tpr_1,
+                     "ULiRA_nn_tpr@0.1%": nn_result.tpr_01, "nn": (nn_result, neighbours)})
     return result, side
+
+
+def neighbour_attack(shadows: ShadowSet, outputs: torch.Tensor, ref_outputs: torch.Tensor,
+                     fix_variance: bool) -> tuple[UliraResult, list[int]]:
+    """The class-level feature under U-LiRA: each model's neighbour-mass deficit on the class's
+    images (`outputs`, `ref_outputs`: K×M×classes logits of the unlearned shadows and of the
+    references); the neighbours are the k classes all references together give most mass."""
+    k_all, m, c = outputs.shape
+    excluded = shadows.forget_index if shadows.task == "full_class" else None
+    neighbours = neighbour_classes(ref_outputs.reshape(-1, c), excluded, CmiaSettings().neighbours)
+    deficit = [neighbour_deficit(o.reshape(-1, c), neighbours).view(k_all, m) for o in (outputs, ref_outputs)]
+    return ulira_attack(deficit[0], deficit[1], shadows.forgotten, fix_variance=fix_variance), neighbours
 
 
 def class_target(splits: Splits) -> tuple[str, int | None]:
@@ -289,6 +312,7 @@ def ulira_for_run(request: AuditRequest, scope: AuditScope, method: str, cfg: Me
     t0 = time.perf_counter()
     result, side = audit(shadows, method, cfg, splits.test,
                          fix_variance=settings.fix_variance, progress=progress)
+    nn = side.pop("nn", None)
     metrics = {**result.metrics(), **side, "ULiRA_time": time.perf_counter() - t0,
                "ULiRA_shadow_train_s": shadows.train_seconds}
     details = {"task": shadows.task, "shadows": settings.shadows, "pool": settings.pool, "candidates": shadows.n_candidates,
@@ -296,4 +320,7 @@ def ulira_for_run(request: AuditRequest, scope: AuditScope, method: str, cfg: Me
                "candidate_indices": shadows.candidates.indices.tolist(),
                "score": [round(float(v), 4) for v in result.per_sample],
                "score_ref": [round(float(v), 4) for v in result.per_sample_ref]}
+    if nn is not None:  # class tasks: the neighbour feature's per-candidate scores
+        details.update({"nn_neighbours": nn[1], "nn_score": [round(float(v), 4) for v in nn[0].per_sample],
+                        "nn_score_ref": [round(float(v), 4) for v in nn[0].per_sample_ref]})
     return metrics, details

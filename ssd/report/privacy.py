@@ -42,11 +42,18 @@ def audited(runs: list[Row]) -> dict[tuple[Any, ...], dict[str, Row]]:
     return out
 
 
+# Class tasks: the same attack on the class-level feature (the neighbour-mass deficit, MIA-NN).
+NN_COLUMNS = (("ULiRA_nn_auc", "U-LiRA AUC (neighbours)", 3), ("ULiRA_nn_tpr@1%", "TPR@1%FPR (neighbours)", 3))
+
+
 def table(rows: dict[str, Row]) -> tuple[list[str], list[list[str]]]:
-    header = ["method", *(label for _, label, _ in COLUMNS)]
+    columns = COLUMNS
+    if any(not math.isnan(metric(r, "ULiRA_nn_auc")) for r in rows.values()):
+        columns = (*COLUMNS[:4], *NN_COLUMNS, *COLUMNS[4:])
+    header = ["method", *(label for _, label, _ in columns)]
     body = []
     for m in order_methods(rows):
-        body.append([m, *(_fmt(metric(rows[m], key), digits) for key, _, digits in COLUMNS)])
+        body.append([m, *(_fmt(metric(rows[m], key), digits) for key, _, digits in columns)])
     return header, body
 
 
