@@ -77,8 +77,9 @@ def disagreement(methods: dict[str, list[Row]]) -> str:
                  f"class-level attack exposes it (|AUC − 0.5| > {AUC_MARGIN}).")
     hidden = [m for m in others if m not in passed and off_chance(methods[m]) <= AUC_MARGIN]
     if hidden:
-        first += (" The other way round, " + ", ".join(hidden) + " fail the paper's MIA but look retrained to "
-                  "the class-level attack.")
+        verb = "fails" if len(hidden) == 1 else "fail"
+        first += (" The other way round, " + ", ".join(hidden) + f" {verb} the paper's MIA but look"
+                  + ("s" if len(hidden) == 1 else "") + " retrained to the class-level attack.")
     order = sorted(others, key=lambda m: off_chance(methods[m]))
     return first + f" Closest to retraining first (|CMIA AUC − 0.5|): {' < '.join(order)}."
 
