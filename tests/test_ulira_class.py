@@ -146,3 +146,18 @@ def test_suite_audits_a_class_task_that_asks_and_refuses_candidates() -> None:
     assert [(str(s.forget_class), s.seed, s.ulira) for s in grid] == [("2", 0, 4), ("2", 1, 0), ("5", 0, 4), ("5", 1, 0)]
     with pytest.raises(UserError, match="candidates"):
         build_grid({"tasks": [{**task, "ulira_settings": {"candidates": 4}}]}, args)
+
+
+def test_a_suite_wide_ulira_without_random_tasks_is_refused(capsys) -> None:
+    """It audited nothing, silently: a class task's audit is asked for in its own table."""
+    import argparse
+
+    from ssd.suite import build_grid
+
+    args = argparse.Namespace(seeds=None, methods="baseline", nets=None, device=None, data_root=None, download=False)
+    task = {"task": "full_class", "dataset": "Digits", "classes": ["2"]}
+    with pytest.raises(UserError, match="has none: set ulira in each class task"):
+        build_grid({"tasks": [task], "ulira": 8}, args)
+    grid = build_grid({"tasks": [task, {"task": "random", "dataset": "Digits"}], "ulira": 8}, args)
+    assert [s.ulira for s in grid] == [0, 8]
+    assert "1 class task(s) are not audited" in capsys.readouterr().err

@@ -101,6 +101,21 @@ def ulira_shadows(suite: dict[str, Any], task: dict[str, Any]) -> int:
     return value
 
 
+def check_suite_wide_audit(suite: dict[str, Any]) -> None:
+    """A top-level `ulira` reaches random tasks only: in a suite without one it would audit
+    nothing, silently (refused); beside class tasks that do not ask in their own table, one note."""
+    if not suite.get("ulira"):
+        return
+    tasks = suite.get("tasks", [])
+    if not any(t.get("task") == "random" for t in tasks):
+        raise UserError(f"ulira = {suite['ulira']} at the top of the suite audits random tasks only, and this suite "
+                        "has none: set ulira in each class task's own table to audit it")
+    silent = [t for t in tasks if t.get("task") != "random" and "ulira" not in t]
+    if silent:
+        print(f"note: the top-level ulira audits the random tasks; {len(silent)} class task(s) are not audited "
+              "(set ulira in a class task's own table to audit it)", file=sys.stderr)
+
+
 def plan_audits(suite: dict[str, Any], grid: list[Any]) -> None:
     """Every audited run's U-LiRA plan (the pool within the training data, the candidates within
     half the pool, the memory estimate: ssd.privacy.audit.plan_for_run, what each run checks
@@ -141,6 +156,7 @@ def build_grid(suite: dict[str, Any], args: argparse.Namespace) -> list[Any]:
     seeds = suite_seeds(suite, args)
     methods = grid_methods(suite, args.methods)
     device = args.device or suite.get("device", "cpu")
+    check_suite_wide_audit(suite)
     grid = []
     for net in args.nets.split(",") if args.nets else suite.get("nets", ["ConvNet"]):
         for task in suite["tasks"]:
