@@ -132,7 +132,7 @@ def test_report_section_table_sentence_and_figure(tmp_path) -> None:
     ssd = body[[r[0] for r in body].index("ssd")]
     assert ssd[header.index("CMIA AUC")] == "0.850 ± 0.071" and ssd[header.index("seeds")] == "2"
     sentence = disagreement(methods)
-    assert "reads jit, ssd as forgotten" in sentence and "trw fail the paper's MIA but look retrained" in sentence
+    assert "reads jit, ssd as forgotten" in sentence and "trw fails the paper's MIA but looks retrained" in sentence
     assert sentence.endswith("trw < ssd < jit.")
     page = Page()
     class_privacy_section(page, rows, tmp_path)
