@@ -178,3 +178,22 @@ def test_a_suite_wide_ulira_without_random_tasks_is_refused(capsys) -> None:
     grid = build_grid({"tasks": [task, {"task": "random", "dataset": "Digits"}], "ulira": 8}, args)
     assert [s.ulira for s in grid] == [0, 8]
     assert "1 class task(s) are not audited" in capsys.readouterr().err
+
+
+def test_report_sentence_reads_the_neighbour_feature_of_class_audits() -> None:
+    """A method the paper's MIA passes and the label feature cannot tell from retraining, but the
+    neighbour feature exposes, is named as exposed with both AUCs; one both features pass is not."""
+    from ssd.report.privacy import disagreement
+
+    def row(mia: float, label: float, nn: float | None) -> dict:
+        return {"metrics": {"MIA": mia, "ULiRA_auc": label, "ULiRA_nn_auc": nn}}
+
+    rows = {"retrain": row(0.3, 0.5, 0.5), "baseline": row(0.9, 1.0, 1.0),
+            "ssd": row(0.3, 0.52, 0.90), "trw": row(0.3, 0.53, 0.51)}
+    sentence = disagreement(rows)
+    assert "reads ssd as forgotten" in sentence and "0.52 / 0.90" in sentence, sentence
+    assert "trw as forgotten" not in sentence and "ssd, trw" not in sentence
+    assert "neighbour AUC, the class-level attack's feature): trw < ssd" in sentence
+    random_rows = {m: {"metrics": {k: v for k, v in r["metrics"].items() if k != "ULiRA_nn_auc"}}
+                   for m, r in rows.items()}
+    assert "No method passes" in disagreement(random_rows) and "neighbour" not in disagreement(random_rows)
