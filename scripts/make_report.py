@@ -22,11 +22,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--suite", default=None, help="a suite (name or .toml) whose [method_notes] the page prints")
     p.add_argument("--scale", default=None, metavar="ROWS", help="the scale study's rows (configs/suites/scale.toml): "
                    "a paragraph after the claims on how SSD's retain cost and α change with scale")
+    p.add_argument("--privacy", nargs="+", default=None, metavar="ROWS",
+                   help="more results files whose privacy audits (U-LiRA, the class-level attack) the privacy "
+                   "sections show beside the main rows' own, e.g. a grid's class cells re-run with an attack it "
+                   "lacked; their other metrics stay out of the tables and claims")
     args = p.parse_args(argv)
     from ssd.errors import UserError
     from ssd.report import write_report
 
-    missing = [f for f in [*args.results, *([args.scale] if args.scale else [])] if not Path(f).is_file()]
+    missing = [f for f in [*args.results, *([args.scale] if args.scale else []), *(args.privacy or [])]
+               if not Path(f).is_file()]
     if missing:
         raise UserError(f"no results file {', '.join(missing)}")
     notes = None
@@ -34,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from ssd.suite import load_suite
 
         notes = load_suite(args.suite).get("method_notes")
-    index = write_report(args.results, args.out, run_key=args.run, notes=notes, scale_rows=args.scale)
+    index = write_report(args.results, args.out, run_key=args.run, notes=notes, scale_rows=args.scale,
+                         privacy_rows=args.privacy)
     print(f"report: {index} (and {index.with_name('index.html')})")
 
 

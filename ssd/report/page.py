@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ssd.errors import UserError
 from ssd.report import figures as F
 from ssd.report.claims import claims_section
 from ssd.report.rows import (
@@ -285,7 +286,8 @@ def _sweeps_section(page: Page, sweeps: list[Row], out: Path) -> None:
 
 
 def write_report(paths_or_rows: RowsOrPaths, out_dir: str | Path, run_key: str | None = None,
-                 notes: dict[str, str] | None = None, scale_rows: RowsOrPaths | None = None) -> Path:
+                 notes: dict[str, str] | None = None, scale_rows: RowsOrPaths | None = None,
+                 privacy_rows: RowsOrPaths | None = None) -> Path:
     """Write tables (md/csv/tex), PNG figures, report.md and index.html under `out_dir`; returns report.md.
 
     An unwritable `out_dir` is refused before anything is read or drawn; a report that
@@ -293,30 +295,48 @@ def write_report(paths_or_rows: RowsOrPaths, out_dir: str | Path, run_key: str |
     `notes`: method → why its settings are what they are, or why it cannot forget here (a suite's
     `[method_notes]`); printed beside the tables' flags. `scale_rows`: the scale study's rows
     (configs/suites/scale.toml), summarised after the claims (ssd.report.scale.scale_claims).
+    `privacy_rows`: more rows whose audits (U-LiRA, the class-level attack) the privacy sections
+    show beside the main rows' own — e.g. a grid's cells re-run with an attack it lacked; their
+    other metrics stay out of the tables and claims. Rows without an audit are refused.
     """
     out = Path(out_dir)
     check_writable(out, "report folder (--out)", folder=True)
+    extra = _audit_rows(privacy_rows) if privacy_rows is not None else None  # refused before any work
     with new_dirs_removed_on_failure(out, out / "figures", out / "tables"):
-        return _write_report(paths_or_rows, out, run_key, notes, scale_rows)
+        return _write_report(paths_or_rows, out, run_key, notes, scale_rows, extra, _sources(privacy_rows))
+
+
+def _audit_rows(source: RowsOrPaths) -> list[Row]:
+    runs, _ = split_rows(load_rows(source))
+    audited = [r for r in runs if any(k.startswith(("ULiRA_", "CMIA_")) for k in (r.get("metrics") or {}))]
+    if not audited:
+        raise UserError("the privacy rows (--privacy) hold no audit (no ULiRA_* or CMIA_* metric): "
+                        "pass the results of runs made with --ulira or of class tasks")
+    return audited
 
 
 def _write_report(paths_or_rows: RowsOrPaths, out: Path, run_key: str | None,
-                  notes: dict[str, str] | None = None, scale_rows: RowsOrPaths | None = None) -> Path:
+                  notes: dict[str, str] | None = None, scale_rows: RowsOrPaths | None = None,
+                  privacy_rows: list[Row] | None = None, privacy_sources: list[str] | None = None) -> Path:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for stale in (out / "figures").glob("*.png"):  # a rewritten report links exactly what it drew
         stale.unlink()
     rows = load_rows(paths_or_rows)
     runs, sweeps = split_rows(rows)
+    seen = {r.get("run_key") for r in runs}
+    extra = [r for r in privacy_rows or [] if r.get("run_key") not in seen]  # a run given twice counts once
     if run_key is not None:
         choose_runs(runs, run_key)  # an unknown --run is refused before anything is drawn
     page = Page()
     page.h(1, "Unlearning report")
-    sources = [str(p) for p in ([paths_or_rows] if isinstance(paths_or_rows, (str, Path)) else paths_or_rows)
-               if not isinstance(p, dict)]
+    sources = _sources(paths_or_rows)
     page.p(f"{len(runs)} runs and {len(sweeps)} sweep points"
            + (f" from {', '.join(f'`{s}`' for s in sources)}" if sources else "")
            + f"; written {datetime.now(UTC).isoformat(timespec='seconds')}. Accuracies are in %, MIA and ZRF "
-           "are fractions, times are seconds.")
+           "are fractions, times are seconds."
+           + (f" The privacy sections also show the audits of {len(extra)} runs from "
+              f"{', '.join(f'`{s}`' for s in privacy_sources or [])} (their other metrics are not in the tables)."
+              if extra else ""))
     page.toc()
     if runs:
         _tables_section(page, runs, out, notes or {})
@@ -329,10 +349,10 @@ def _write_report(paths_or_rows: RowsOrPaths, out: Path, run_key: str | None,
         _before_after_section(page, runs, out, run_key)
         from ssd.report.privacy import privacy_section  # U-LiRA rows only; drawn nowhere else
 
-        privacy_section(page, runs, out)
+        privacy_section(page, [*runs, *extra], out)
         from ssd.report.class_privacy import class_privacy_section  # class rows with the class-level attack
 
-        class_privacy_section(page, runs, out)
+        class_privacy_section(page, [*runs, *extra], out)
     _sweeps_section(page, sweeps, out)
     if not rows:
         page.p("No result rows were found.")
@@ -340,3 +360,8 @@ def _write_report(paths_or_rows: RowsOrPaths, out: Path, run_key: str | None,
     index.write_text(page.markdown())
     (out / "index.html").write_text(page.html("Unlearning report"))
     return index
+
+
+def _sources(paths_or_rows: RowsOrPaths | None) -> list[str]:
+    items = [paths_or_rows] if isinstance(paths_or_rows, (str, Path)) else list(paths_or_rows or [])
+    return [str(p) for p in items if not isinstance(p, dict)]
