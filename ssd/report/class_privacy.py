@@ -29,12 +29,17 @@ COLUMNS = (("Df", "Df %", 1), ("MIA", "MIA (paper)", 3), ("MIA_loss_auc", "loss-
 MIA_MARGIN, AUC_MARGIN = 0.05, 0.05
 
 
+def has_cmia(row: Row) -> bool:
+    """A class-task row that carries the class-level attack: its AUC and its per-image details."""
+    return row.get("task") in ("full_class", "sub_class") and bool((row.get("details") or {}).get("cmia")) \
+        and not math.isnan(metric(row, "CMIA_auc"))
+
+
 def class_groups(runs: list[Row]) -> dict[tuple[Any, ...], dict[str, list[Row]]]:
     """(task, dataset, net, forget class) → method → its rows (one per seed) that carry the attack."""
     out: dict[tuple[Any, ...], dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
-        if r.get("task") in ("full_class", "sub_class") and (r.get("details") or {}).get("cmia") \
-                and not math.isnan(metric(r, "CMIA_auc")):
+        if has_cmia(r):
             out[(r.get("task"), r.get("dataset"), r.get("net"), class_label(r))][str(r.get("method"))].append(r)
     return out
 

@@ -307,10 +307,14 @@ def write_report(paths_or_rows: RowsOrPaths, out_dir: str | Path, run_key: str |
 
 
 def _audit_rows(source: RowsOrPaths) -> list[Row]:
+    """The rows that the privacy sections would draw (their own predicates), or a refusal."""
+    from ssd.report.class_privacy import has_cmia
+    from ssd.report.privacy import has_ulira
+
     runs, _ = split_rows(load_rows(source))
-    audited = [r for r in runs if any(k.startswith(("ULiRA_", "CMIA_")) for k in (r.get("metrics") or {}))]
+    audited = [r for r in runs if has_ulira(r) or has_cmia(r)]
     if not audited:
-        raise UserError("the privacy rows (--privacy) hold no audit (no ULiRA_* or CMIA_* metric): "
+        raise UserError("the privacy rows (--privacy) hold no audit (no U-LiRA or class-level attack with its details): "
                         "pass the results of runs made with --ulira or of class tasks")
     return audited
 

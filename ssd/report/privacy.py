@@ -26,12 +26,17 @@ COLUMNS = (("MIA", "MIA (paper)", 3), ("MIA_loss_auc", "loss-MIA AUC", 3), ("ULi
 MIA_MARGIN, AUC_MARGIN = 0.05, 0.05
 
 
+def has_ulira(row: Row) -> bool:
+    """The row carries a U-LiRA audit: its AUC and its per-candidate details."""
+    return not math.isnan(metric(row, "ULiRA_auc")) and bool((row.get("details") or {}).get("ulira"))
+
+
 def audited(runs: list[Row]) -> dict[tuple[Any, ...], dict[str, Row]]:
     """(task, dataset, net, forget class or None) → method → the first audited row of that method
     (class tasks: one group per forgotten class, each has its own shadows)."""
     out: dict[tuple[Any, ...], dict[str, Row]] = defaultdict(dict)
     for r in runs:
-        if not math.isnan(metric(r, "ULiRA_auc")) and (r.get("details") or {}).get("ulira"):
+        if has_ulira(r):
             why = audit_problem(r)
             if why:  # a hand-edited or foreign row: its other metrics stay in the tables
                 print(f"note: the U-LiRA audit of {r.get('method')} ({r.get('run_key')}) is not drawn: {why}",
