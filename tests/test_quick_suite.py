@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 from ssd.experiment import method_config
 from ssd.suite import build_grid, load_suite
+from tests.scripts_module import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,10 +17,7 @@ def grid_args(methods: str = "all") -> argparse.Namespace:
 
 
 def method_sweep():
-    spec = importlib.util.spec_from_file_location("method_sweep", REPO / "scripts" / "method_sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("method_sweep")
 
 
 def test_every_quick_suite_run_has_a_valid_method_config() -> None:

@@ -19,6 +19,7 @@ from models import build_model
 from ssd.checkpoint import save_checkpoint
 from ssd.errors import run_cli
 from ssd.results import read_rows
+from tests.scripts_module import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -192,12 +193,7 @@ def test_sweep_refuses_negative_alpha_before_writing(ckpt: Path, tmp_path: Path,
 
 def test_report_refusals_leave_no_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Old: an --out under a file was a traceback; a report failing part-way left empty folders."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_report", REPO / "scripts" / "make_report.py")
-    assert spec and spec.loader
-    make_report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_report)
+    make_report = load_script("make_report")
     results = tmp_path / "r.jsonl"
     results.write_text('{"run_key": "a", "task": "full_class", "method": "ssd", "metrics": {}}\n')
     (tmp_path / "afile").write_text("")

@@ -15,6 +15,7 @@ import pytest
 from ssd.errors import UserError
 from ssd.report import load_rows, write_report
 from ssd.report.tables import build_tables, to_csv, to_latex, to_markdown
+from tests.scripts_module import load_script
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 C = 3  # classes of the toy dataset
@@ -179,12 +180,7 @@ def test_chosen_run_and_unknown_run(results: Path, tmp_path: Path) -> None:
 
 
 def test_make_report_script(results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_report", Path(__file__).parents[1] / "scripts/make_report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("make_report")
     small = tmp_path / "small.jsonl"  # two runs: the script is thin, the full report is tested above
     small.write_text("".join(json.dumps(r) + "\n" for r in load_rows(results) if r["run_key"] in
                              ("random-baseline-None-0", "random-ssd-None-0")))

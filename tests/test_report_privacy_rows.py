@@ -6,13 +6,13 @@ were lost) and the same cell re-run with the attack (docs/results/class-privacy/
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from ssd.errors import run_cli
+from tests.scripts_module import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO / "docs" / "results" / "cpu-paper" / "cpu-paper.jsonl"
@@ -20,11 +20,7 @@ RERUN = REPO / "docs" / "results" / "class-privacy" / "class-privacy.jsonl"
 
 
 def _make_report():  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location("make_report", REPO / "scripts" / "make_report.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script("make_report").main
 
 
 def _pullover(src: Path, dst: Path, methods: tuple[str, ...] = ("baseline", "retrain", "ssd")) -> Path:

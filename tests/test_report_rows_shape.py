@@ -10,6 +10,7 @@ import pytest
 from test_report_configs import _row
 
 from ssd.errors import run_cli
+from tests.scripts_module import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 FULL = {"task": "full_class", "dataset": "Digits", "net": "ConvNet", "method": "ssd"}
@@ -30,13 +31,7 @@ BAD: list[Any] = [
 
 
 def _make_report() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_report", REPO / "scripts" / "make_report.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_report")
 
 
 @pytest.mark.parametrize("bad", BAD, ids=[str(i) for i in range(len(BAD))])

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from ssd.report.scale import records, runs_table, stage_table, summary
+from tests.scripts_module import load_script
 
 
 def _row(method: str, width: int, seed: int, request: str = "Trouser", *, drtest: float, dftest: float = 0.0,
@@ -54,14 +55,9 @@ def test_tables_show_selection_and_its_location() -> None:
 
 
 def test_scales_are_checked_before_any_work() -> None:
-    import importlib.util
-    from pathlib import Path
-
     from ssd.errors import UserError
 
-    spec = importlib.util.spec_from_file_location("scale_study", Path(__file__).parents[1] / "scripts" / "scale_study.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("scale_study")
     assert mod.parse_scales("8x1000,32x2000:noretrain") == [(8, 1000, True), (32, 2000, False)]
     for bad in ("8x", "8x1000:retrain", "0x1000", "w8x1000"):
         with pytest.raises(UserError):
